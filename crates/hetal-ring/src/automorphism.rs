@@ -1,0 +1,112 @@
+//! Galois automorphisms `σ_g: a(X) -> a(X^g)` of `Z_Q[X]/(X^N + 1)`, for odd `g`.
+//!
+//! On coefficients, `X^i` goes to `±X^{i·g mod N}` (the sign flips when `i·g mod 2N ≥ N`).
+//! In NTT form, `σ_g(a)` evaluated at `ψ^e` is `a(ψ^{e·g})`, so the map is a permutation of
+//! the evaluations, the same for every prime ([`NttOrder`]). CKKS rotates slots with
+//! `g = 5^k mod 2N` and conjugates with `g = 2N - 1`.
+
+use rayon::prelude::*;
+
+use crate::{ntt::NttOrder, Prime, RnsPoly};
+
+/// A precomputed Galois automorphism.
+#[derive(Clone, Debug)]
+pub struct Automorphism {
+    g: u64,
+    n: usize,
+    /// In NTT form, output index `j` takes input index `perm[j]`.
+    perm: Vec<u32>,
+}
+
+impl Automorphism {
+    /// Precomputes `σ_g` for odd `g` (taken mod 2N). Returns `None` for even `g`.
+    pub fn new(g: u64, order: &NttOrder) -> Option<Self> {
+        let n = order.n();
+        let g = g % (2 * n as u64);
+        if g % 2 == 0 {
+            return None;
+        }
+        let perm = (0..n)
+            .map(|j| order.index_of(order.exponent(j) as u64 * g) as u32)
+            .collect();
+        Some(Self { g, n, perm })
+    }
+
+    /// The Galois element `g`.
+    pub fn galois_element(&self) -> u64 {
+        self.g
+    }
+
+    /// `out = σ_g(a)` for `a` in NTT form (any number of limbs, any primes).
+    pub fn apply_ntt(&self, a: &RnsPoly, out: &mut RnsPoly) {
+        debug_assert_eq!(a.num_limbs(), out.num_limbs());
+        out.par_limbs_mut().zip(a.par_limbs()).for_each(|(o, x)| {
+            for (o, &p) in o.iter_mut().zip(&self.perm) {
+                *o = x[p as usize];
+            }
+        });
+    }
+
+    /// `out = σ_g(a)` for `a` in coefficient form over `primes`.
+    pub fn apply_coeff(&self, a: &RnsPoly, out: &mut RnsPoly, primes: &[Prime]) {
+        let (n, two_n) = (self.n as u64, 2 * self.n as u64);
+        out.par_limbs_mut()
+            .zip(a.par_limbs())
+            .zip(primes)
+            .for_each(|((o, x), p)| {
+                let m = p.modulus();
+                for (i, &c) in x.iter().enumerate() {
+                    let k = (i as u64 * self.g) % two_n;
+                    if k < n {
+                        o[k as usize] = c;
+                    } else {
+                        o[(k - n) as usize] = m.neg(c);
+                    }
+                }
+            });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha20Rng;
+
+    #[test]
+    fn ntt_and_coefficient_forms_match_the_definition() {
+        let n = 64;
+        let order = NttOrder::new(n).unwrap();
+        let primes: Vec<Prime> = crate::primes::primes_below(45, n, 2, &[])
+            .unwrap()
+            .into_iter()
+            .map(|q| Prime::new(q, &order).unwrap())
+            .collect();
+        let mut rng = ChaCha20Rng::seed_from_u64(3);
+        let coeffs: Vec<i64> = (0..n).map(|_| rng.random_range(-1000..1000)).collect();
+        for g in [5u64, 25, 125, 2 * n as u64 - 1, 3] {
+            // Definition: a(X^g) computed on integer coefficients, reducing X^N = -1.
+            let mut want = vec![0i64; n];
+            for (i, &c) in coeffs.iter().enumerate() {
+                let k = (i as u64 * g) % (2 * n as u64);
+                if k < n as u64 {
+                    want[k as usize] += c;
+                } else {
+                    want[k as usize - n] -= c;
+                }
+            }
+            let want = RnsPoly::from_signed(&want, &primes);
+            let a = RnsPoly::from_signed(&coeffs, &primes);
+            let auto = Automorphism::new(g, &order).unwrap();
+            let mut out = RnsPoly::zero(n, 2);
+            auto.apply_coeff(&a, &mut out, &primes);
+            assert_eq!(out, want, "coefficient form, g = {g}");
+            let mut a_ntt = a.clone();
+            a_ntt.ntt(&primes);
+            auto.apply_ntt(&a_ntt, &mut out);
+            out.intt(&primes);
+            assert_eq!(out, want, "NTT form, g = {g}");
+        }
+        assert!(Automorphism::new(4, &order).is_none());
+    }
+}

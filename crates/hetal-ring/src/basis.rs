@@ -1,0 +1,477 @@
+//! Moving residues between RNS bases.
+//!
+//! - [`BasisConverter`]: fast basis extension (Bajard et al., SAC 2016; Cheon–Han–Kim–Kim–Song,
+//!   SAC 2018): from residues modulo `D = d_1⋯d_k`, residues of `x + u·D` modulo other primes,
+//!   with `0 ≤ u < k`. This is ModUp of hybrid key switching. Cost: `k` Shoup products plus
+//!   `k` lazily accumulated products per output residue.
+//! - [`DivideAndRound`]: from `x` modulo `B·C`, `round(x / C) - u` modulo `B` with `0 ≤ u < |C|`
+//!   (exact rounding when `C` is one prime). This is ModDown (`C = P`) and rescaling
+//!   (`C = q_l`). Works with `x mod B` in NTT form and `x mod C` in coefficient form.
+//! - [`MixedRadix`]: exact CRT reconstruction of the centred value as `f64`, by Garner's
+//!   mixed-radix digits; used to decode plaintexts.
+
+use rayon::prelude::*;
+
+use crate::{Modulus, Prime, RingError, RnsPoly};
+
+fn check_distinct(moduli: &[&Modulus]) -> Result<(), RingError> {
+    for (i, a) in moduli.iter().enumerate() {
+        if moduli[..i].iter().any(|b| b.value() == a.value()) {
+            return Err(RingError::RepeatedPrime { q: a.value() });
+        }
+    }
+    Ok(())
+}
+
+/// `prod(moduli) mod m`.
+fn product_mod(moduli: &[Modulus], m: &Modulus) -> u64 {
+    moduli
+        .iter()
+        .fold(1 % m.value(), |acc, q| m.mul(acc, m.reduce(q.value())))
+}
+
+/// Fast basis extension from a source basis `D` to a target basis `T`.
+#[derive(Clone, Debug)]
+pub struct BasisConverter {
+    from: Vec<Modulus>,
+    to: Vec<Modulus>,
+    /// `(D/d_i)^{-1} mod d_i` with its Shoup companion.
+    dhat_inv: Vec<(u64, u64)>,
+    /// `dhat_mod_t[j][i] = (D/d_i) mod t_j`.
+    dhat_mod_t: Vec<Vec<u64>>,
+}
+
+impl BasisConverter {
+    /// Precomputes the conversion; the two bases must be disjoint, with at most 64 sources.
+    ///
+    /// # Errors
+    /// [`RingError::RepeatedPrime`] if a prime repeats.
+    pub fn new(from: &[Modulus], to: &[Modulus]) -> Result<Self, RingError> {
+        let all: Vec<&Modulus> = from.iter().chain(to).collect();
+        check_distinct(&all)?;
+        // Lazy accumulation of up to 64 products below 2^122 each stays below 2^128.
+        if from.len() > 64 {
+            return Err(RingError::RepeatedPrime { q: 0 });
+        }
+        let dhat = |i: usize, m: &Modulus| {
+            from.iter()
+                .enumerate()
+                .filter(|&(k, _)| k != i)
+                .fold(1 % m.value(), |acc, (_, d)| m.mul(acc, m.reduce(d.value())))
+        };
+        let dhat_inv = from
+            .iter()
+            .enumerate()
+            .map(|(i, d)| {
+                let v = d.inv(dhat(i, d)).unwrap_or(0); // nonzero: the primes are distinct
+                (v, d.shoup(v))
+            })
+            .collect();
+        let dhat_mod_t = to
+            .iter()
+            .map(|t| (0..from.len()).map(|i| dhat(i, t)).collect())
+            .collect();
+        Ok(Self {
+            from: from.to_vec(),
+            to: to.to_vec(),
+            dhat_inv,
+            dhat_mod_t,
+        })
+    }
+
+    /// Number of source primes.
+    pub fn num_from(&self) -> usize {
+        self.from.len()
+    }
+
+    /// Number of target primes.
+    pub fn num_to(&self) -> usize {
+        self.to.len()
+    }
+
+    /// First step: `y_i = x_i · (D/d_i)^{-1} mod d_i`, for `input` = the source limbs laid out
+    /// one after another (coefficient form).
+    pub fn prepare(&self, input: &[u64], n: usize) -> Vec<u64> {
+        debug_assert_eq!(input.len(), n * self.from.len());
+        let mut y = input.to_vec();
+        y.par_chunks_exact_mut(n)
+            .zip(&self.from)
+            .zip(&self.dhat_inv)
+            .for_each(|((l, d), &(w, ws))| {
+                l.iter_mut().for_each(|x| *x = d.mul_shoup(*x, w, ws));
+            });
+        y
+    }
+
+    /// Second step: residues modulo target `j` from the prepared `y`, written to `out`.
+    pub fn convert_limb(&self, y: &[u64], j: usize, out: &mut [u64]) {
+        let n = out.len();
+        let t = &self.to[j];
+        let row = &self.dhat_mod_t[j];
+        let ys: Vec<&[u64]> = y.chunks_exact(n).collect();
+        match ys.len() {
+            // Unrolled small cases: the common digit sizes of key switching.
+            1 => out
+                .iter_mut()
+                .zip(ys[0])
+                .for_each(|(o, &a)| *o = t.reduce_u128(a as u128 * row[0] as u128)),
+            _ => {
+                for (c, o) in out.iter_mut().enumerate() {
+                    let mut acc = 0u128;
+                    for (yi, &r) in ys.iter().zip(row) {
+                        acc += yi[c] as u128 * r as u128;
+                    }
+                    *o = t.reduce_u128(acc);
+                }
+            }
+        }
+    }
+
+    /// Both steps: converts `input` (source limbs, coefficient form) into the first
+    /// `out.num_limbs()` target primes.
+    pub fn convert(&self, input: &[u64], out: &mut RnsPoly) {
+        let n = out.n();
+        let y = self.prepare(input, n);
+        out.par_limbs_mut()
+            .enumerate()
+            .for_each(|(j, o)| self.convert_limb(&y, j, o));
+    }
+}
+
+/// Division by a sub-basis `C` with rounding: ModDown and rescaling.
+#[derive(Clone, Debug)]
+pub struct DivideAndRound {
+    conv: BasisConverter,
+    /// `floor(C/2) mod c_i`, added before the conversion so that flooring becomes rounding.
+    half_mod_drop: Vec<u64>,
+    /// `floor(C/2) mod b_j`, taken off again after the conversion.
+    half_mod_keep: Vec<u64>,
+    /// `C^{-1} mod b_j` with its Shoup companion.
+    c_inv: Vec<(u64, u64)>,
+}
+
+impl DivideAndRound {
+    /// Precomputes division of values modulo `keep · drop` by `drop`.
+    ///
+    /// # Errors
+    /// [`RingError::RepeatedPrime`] if a prime repeats.
+    pub fn new(keep: &[Modulus], drop: &[Modulus]) -> Result<Self, RingError> {
+        let conv = BasisConverter::new(drop, keep)?;
+        let half = |m: &Modulus| {
+            let c = product_mod(drop, m);
+            // floor(C/2) = (C - 1)/2 for odd C: computed as (C - 1) · 2^{-1} mod m.
+            m.mul(m.sub(c, 1 % m.value()), m.inv(2).unwrap_or(0))
+        };
+        Ok(Self {
+            half_mod_drop: drop.iter().map(half).collect(),
+            half_mod_keep: keep.iter().map(half).collect(),
+            c_inv: keep
+                .iter()
+                .map(|b| {
+                    let v = b.inv(product_mod(drop, b)).unwrap_or(0);
+                    (v, b.shoup(v))
+                })
+                .collect(),
+            conv,
+        })
+    }
+
+    /// `x_keep <- round(x / C) - u` modulo the first `x_keep.num_limbs()` keep primes.
+    ///
+    /// `x_keep` holds `x mod b_j` in NTT form and is overwritten; `x_drop` holds `x mod c_i` in
+    /// coefficient form. `keep` are the primes of `x_keep`.
+    pub fn apply_ntt(&self, x_keep: &mut RnsPoly, x_drop: &RnsPoly, keep: &[Prime]) {
+        let n = x_keep.n();
+        let mut shifted = x_drop.clone();
+        shifted
+            .par_limbs_mut()
+            .zip(&self.conv.from)
+            .zip(&self.half_mod_drop)
+            .for_each(|((l, m), &h)| {
+                l.iter_mut().for_each(|x| *x = m.add(*x, h));
+            });
+        let y = self.conv.prepare(shifted.data(), n);
+        x_keep
+            .par_limbs_mut()
+            .zip(keep)
+            .enumerate()
+            .for_each(|(j, (xl, p))| {
+                let m = p.modulus();
+                let mut t = vec![0u64; n];
+                self.conv.convert_limb(&y, j, &mut t);
+                let h = self.half_mod_keep[j];
+                t.iter_mut().for_each(|v| *v = m.sub(*v, h));
+                p.forward(&mut t);
+                let (w, ws) = self.c_inv[j];
+                for (x, &v) in xl.iter_mut().zip(&t) {
+                    *x = m.mul_shoup(m.sub(*x, v), w, ws);
+                }
+            });
+    }
+
+    /// The same division with `x_keep` in coefficient form.
+    pub fn apply_coeff(&self, x_keep: &mut RnsPoly, x_drop: &RnsPoly, keep: &[Modulus]) {
+        let n = x_keep.n();
+        let mut shifted = x_drop.clone();
+        shifted
+            .par_limbs_mut()
+            .zip(&self.conv.from)
+            .zip(&self.half_mod_drop)
+            .for_each(|((l, m), &h)| {
+                l.iter_mut().for_each(|x| *x = m.add(*x, h));
+            });
+        let y = self.conv.prepare(shifted.data(), n);
+        x_keep
+            .par_limbs_mut()
+            .zip(keep)
+            .enumerate()
+            .for_each(|(j, (xl, m))| {
+                let mut t = vec![0u64; n];
+                self.conv.convert_limb(&y, j, &mut t);
+                let h = self.half_mod_keep[j];
+                let (w, ws) = self.c_inv[j];
+                for (x, &v) in xl.iter_mut().zip(&t) {
+                    *x = m.mul_shoup(m.sub(*x, m.sub(v, h)), w, ws);
+                }
+            });
+    }
+}
+
+/// Exact CRT reconstruction by Garner's algorithm with centred mixed-radix digits.
+#[derive(Clone, Debug)]
+pub struct MixedRadix {
+    moduli: Vec<Modulus>,
+    /// `inv[j][i] = q_i^{-1} mod q_j` for `i < j`, with Shoup companions.
+    inv: Vec<Vec<(u64, u64)>>,
+}
+
+impl MixedRadix {
+    /// Precomputes the reconstruction for a basis of distinct primes.
+    ///
+    /// # Errors
+    /// [`RingError::RepeatedPrime`] if a prime repeats.
+    pub fn new(moduli: &[Modulus]) -> Result<Self, RingError> {
+        check_distinct(&moduli.iter().collect::<Vec<_>>())?;
+        let inv = moduli
+            .iter()
+            .enumerate()
+            .map(|(j, qj)| {
+                moduli[..j]
+                    .iter()
+                    .map(|qi| {
+                        let v = qj.inv(qi.value()).unwrap_or(0);
+                        (v, qj.shoup(v))
+                    })
+                    .collect()
+            })
+            .collect();
+        Ok(Self {
+            moduli: moduli.to_vec(),
+            inv,
+        })
+    }
+
+    /// The centred digits `a_i ∈ (-q_i/2, q_i/2]` with `x = a_0 + q_0(a_1 + q_1(a_2 + …))`,
+    /// for the residues `r` of one coefficient over the first `r.len()` primes (overwritten).
+    pub fn digits(&self, r: &mut [u64], out: &mut [i64]) {
+        let k = r.len();
+        for i in 0..k {
+            let a = self.moduli[i].center(r[i]);
+            out[i] = a;
+            for j in i + 1..k {
+                let m = &self.moduli[j];
+                let (w, ws) = self.inv[j][i];
+                r[j] = m.mul_shoup(m.sub(r[j], m.reduce_i64(a)), w, ws);
+            }
+        }
+    }
+
+    /// The centred value of one coefficient, as `f64` (relative error about 2^-52).
+    pub fn to_f64(&self, r: &mut [u64], scratch: &mut [i64]) -> f64 {
+        let k = r.len();
+        self.digits(r, &mut scratch[..k]);
+        let mut v = 0.0f64;
+        for i in (0..k).rev() {
+            v = v * self.moduli[i].value() as f64 + scratch[i] as f64;
+        }
+        v
+    }
+
+    /// The centred values of every coefficient of `poly` (coefficient form), over its limbs.
+    pub fn poly_to_f64(&self, poly: &RnsPoly) -> Vec<f64> {
+        let (n, k) = (poly.n(), poly.num_limbs());
+        let mut out = vec![0.0; n];
+        out.par_chunks_mut(1024).enumerate().for_each(|(chunk, o)| {
+            let mut r = vec![0u64; k];
+            let mut s = vec![0i64; k];
+            for (c, v) in o.iter_mut().enumerate() {
+                let idx = chunk * 1024 + c;
+                for (i, ri) in r.iter_mut().enumerate() {
+                    *ri = poly.limb(i)[idx];
+                }
+                *v = self.to_f64(&mut r, &mut s);
+            }
+        });
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ntt::NttOrder;
+    use num_bigint::{BigInt, BigUint};
+    use num_traits::{One, Signed, ToPrimitive, Zero};
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha20Rng;
+
+    fn big_product(ms: &[Modulus]) -> BigUint {
+        ms.iter().fold(BigUint::one(), |acc, m| acc * m.value())
+    }
+
+    /// Residues of a big integer: the CRT oracle's forward direction.
+    fn residues(x: &BigInt, ms: &[Modulus]) -> Vec<u64> {
+        ms.iter()
+            .map(|m| {
+                let q = BigInt::from(m.value());
+                (((x % &q) + &q) % &q).to_u64().unwrap()
+            })
+            .collect()
+    }
+
+    fn random_big(rng: &mut ChaCha20Rng, modulus: &BigUint) -> BigInt {
+        let words: Vec<u32> = (0..modulus.bits().div_ceil(32) + 2)
+            .map(|_| rng.random())
+            .collect();
+        let x = BigUint::from_slice(&words) % modulus;
+        BigInt::from(x) - BigInt::from(modulus.clone() / 2u32)
+    }
+
+    fn moduli(bits: u32, count: usize, avoid: &[u64]) -> Vec<Modulus> {
+        crate::primes::primes_below(bits, 1 << 5, count, avoid)
+            .unwrap()
+            .into_iter()
+            .map(|q| Modulus::new(q).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn mixed_radix_round_trips_big_integers() {
+        let mut rng = ChaCha20Rng::seed_from_u64(11);
+        let ms = moduli(50, 6, &[]);
+        let mr = MixedRadix::new(&ms).unwrap();
+        let q = big_product(&ms);
+        let mut digits = vec![0i64; 6];
+        for _ in 0..500 {
+            let x = random_big(&mut rng, &q);
+            let mut r = residues(&x, &ms);
+            mr.digits(&mut r, &mut digits);
+            let back = digits
+                .iter()
+                .zip(&ms)
+                .rev()
+                .fold(BigInt::zero(), |acc, (&a, m)| acc * m.value() + a);
+            assert_eq!(back, x);
+            let mut r = residues(&x, &ms);
+            let f = mr.to_f64(&mut r, &mut digits);
+            let want = x.to_f64().unwrap();
+            assert!((f - want).abs() <= want.abs() * 1e-15, "{f} vs {want}");
+        }
+        // Small values come back exactly.
+        let mut r = residues(&BigInt::from(-123456789i64), &ms);
+        assert_eq!(mr.to_f64(&mut r, &mut digits), -123456789.0);
+    }
+
+    #[test]
+    fn mod_up_matches_big_integer_lift() {
+        let mut rng = ChaCha20Rng::seed_from_u64(12);
+        let d = moduli(50, 4, &[]);
+        let avoid: Vec<u64> = d.iter().map(|m| m.value()).collect();
+        let t = moduli(45, 5, &avoid);
+        let conv = BasisConverter::new(&d, &t).unwrap();
+        let dq = big_product(&d);
+        let n = 16;
+        for _ in 0..50 {
+            let xs: Vec<BigInt> = (0..n).map(|_| random_big(&mut rng, &dq)).collect();
+            let mut input = vec![0u64; 4 * n];
+            for (c, x) in xs.iter().enumerate() {
+                for (i, r) in residues(x, &d).into_iter().enumerate() {
+                    input[i * n + c] = r;
+                }
+            }
+            let mut out = RnsPoly::zero(n, 5);
+            conv.convert(&input, &mut out);
+            for (c, x) in xs.iter().enumerate() {
+                let x_pos = ((x % BigInt::from(dq.clone())) + BigInt::from(dq.clone()))
+                    % BigInt::from(dq.clone());
+                // The output must be x_pos + u·D for one u in [0, 4), the same for every target.
+                let u = (0..4u32)
+                    .find(|&u| {
+                        let v = &x_pos + BigInt::from(dq.clone()) * u;
+                        residues(&v, &t)
+                            .iter()
+                            .enumerate()
+                            .all(|(j, &r)| out.limb(j)[c] == r)
+                    })
+                    .expect("no u in [0, k) explains the conversion");
+                assert!(u < 4);
+            }
+        }
+    }
+
+    #[test]
+    fn divide_and_round_matches_big_integer_division() {
+        let mut rng = ChaCha20Rng::seed_from_u64(13);
+        let n = 32;
+        let order = NttOrder::new(n).unwrap();
+        let keep_q = crate::primes::primes_below(45, n, 4, &[]).unwrap();
+        for drop_count in [1usize, 3] {
+            let drop_q = crate::primes::primes_below(50, n, drop_count, &keep_q).unwrap();
+            let keep: Vec<Prime> = keep_q
+                .iter()
+                .map(|&q| Prime::new(q, &order).unwrap())
+                .collect();
+            let keep_m: Vec<Modulus> = keep.iter().map(|p| *p.modulus()).collect();
+            let drop_m: Vec<Modulus> = drop_q.iter().map(|&q| Modulus::new(q).unwrap()).collect();
+            let dr = DivideAndRound::new(&keep_m, &drop_m).unwrap();
+            let all: Vec<Modulus> = keep_m.iter().chain(&drop_m).copied().collect();
+            let total = big_product(&all);
+            let c = BigInt::from(big_product(&drop_m));
+            let xs: Vec<BigInt> = (0..n).map(|_| random_big(&mut rng, &total)).collect();
+            let mut xk = RnsPoly::zero(n, 4);
+            let mut xd = RnsPoly::zero(n, drop_count);
+            for (ci, x) in xs.iter().enumerate() {
+                for (i, r) in residues(x, &all).into_iter().enumerate() {
+                    if i < 4 {
+                        xk.limb_mut(i)[ci] = r;
+                    } else {
+                        xd.limb_mut(i - 4)[ci] = r;
+                    }
+                }
+            }
+            let mut xk_coeff = xk.clone();
+            dr.apply_coeff(&mut xk_coeff, &xd, &keep_m);
+            xk.ntt(&keep);
+            dr.apply_ntt(&mut xk, &xd, &keep);
+            xk.intt(&keep);
+            assert_eq!(xk, xk_coeff);
+            for (ci, x) in xs.iter().enumerate() {
+                // round(x / C) as floor((2x + C) / 2C).
+                let two_c: BigInt = &c * 2i32;
+                let num: BigInt = x * 2i32 + &c;
+                let rounded: BigInt = if num.is_negative() {
+                    -((-num + &two_c - 1i32) / &two_c)
+                } else {
+                    num / &two_c
+                };
+                let ok = (0..drop_count as i64).any(|u| {
+                    residues(&(&rounded - u), &keep_m)
+                        .iter()
+                        .enumerate()
+                        .all(|(j, &r)| xk.limb(j)[ci] == r)
+                });
+                assert!(ok, "coefficient {ci} is not round(x/C) - u");
+            }
+        }
+    }
+}

@@ -1,0 +1,242 @@
+//! One word-sized prime modulus and its arithmetic.
+//!
+//! Barrett reduction handles products of two variables (and lazily accumulated sums of them);
+//! Shoup multiplication handles a variable times a precomputed constant. Both need `q < 2^62`
+//! so that intermediate values stay in range; the CKKS layer uses primes of at most 61 bits.
+
+use crate::RingError;
+
+/// A prime modulus `q < 2^62` with precomputed Barrett constants.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Modulus {
+    q: u64,
+    /// floor(2^128 / q), split in two words (low, high).
+    ratio: (u64, u64),
+}
+
+impl Modulus {
+    /// Builds the modulus, checking that `q` is a prime in `[3, 2^62)`.
+    ///
+    /// # Errors
+    /// [`RingError::BadModulus`] otherwise.
+    pub fn new(q: u64) -> Result<Self, RingError> {
+        if !(3..1 << 62).contains(&q) || !crate::primes::is_prime(q) {
+            return Err(RingError::BadModulus { q });
+        }
+        let r = u128::MAX / q as u128; // floor((2^128 - 1) / q) == floor(2^128 / q) for odd q
+        Ok(Self {
+            q,
+            ratio: (r as u64, (r >> 64) as u64),
+        })
+    }
+
+    /// The modulus value.
+    #[inline(always)]
+    pub fn value(&self) -> u64 {
+        self.q
+    }
+
+    /// Number of bits of `q`.
+    pub fn bits(&self) -> u32 {
+        64 - self.q.leading_zeros()
+    }
+
+    /// `a + b mod q` for `a, b < q`.
+    #[inline(always)]
+    pub fn add(&self, a: u64, b: u64) -> u64 {
+        let s = a + b;
+        if s >= self.q {
+            s - self.q
+        } else {
+            s
+        }
+    }
+
+    /// `a - b mod q` for `a, b < q`.
+    #[inline(always)]
+    pub fn sub(&self, a: u64, b: u64) -> u64 {
+        if a >= b {
+            a - b
+        } else {
+            a + self.q - b
+        }
+    }
+
+    /// `-a mod q` for `a < q`.
+    #[inline(always)]
+    pub fn neg(&self, a: u64) -> u64 {
+        if a == 0 {
+            0
+        } else {
+            self.q - a
+        }
+    }
+
+    /// Reduces any 128-bit value mod q (Barrett with the 128-bit ratio).
+    #[inline(always)]
+    pub fn reduce_u128(&self, x: u128) -> u64 {
+        let (x0, x1) = (x as u64, (x >> 64) as u64);
+        let (r0, r1) = self.ratio;
+        // High 128 bits of the 256-bit product x * ratio, up to the dropped low carries: the
+        // estimate of floor(x / q) is then short by at most 2, fixed by the subtractions below.
+        let carry = ((x0 as u128 * r0 as u128) >> 64) as u64;
+        let mid1 = x0 as u128 * r1 as u128 + carry as u128;
+        let mid2 = x1 as u128 * r0 as u128 + (mid1 as u64) as u128;
+        let quot = (x1 as u128 * r1 as u128)
+            .wrapping_add(mid1 >> 64)
+            .wrapping_add(mid2 >> 64) as u64;
+        let mut r = x0.wrapping_sub(quot.wrapping_mul(self.q));
+        // x - quot*q < 3q < 2^64 for q < 2^62.
+        if r >= self.q {
+            r -= self.q;
+        }
+        if r >= self.q {
+            r -= self.q;
+        }
+        r
+    }
+
+    /// Reduces a 64-bit value mod q.
+    #[inline(always)]
+    pub fn reduce(&self, x: u64) -> u64 {
+        self.reduce_u128(x as u128)
+    }
+
+    /// Reduces a signed value mod q.
+    #[inline(always)]
+    pub fn reduce_i64(&self, x: i64) -> u64 {
+        let r = self.reduce(x.unsigned_abs());
+        if x < 0 {
+            self.neg(r)
+        } else {
+            r
+        }
+    }
+
+    /// Reduces a signed 128-bit value mod q.
+    #[inline(always)]
+    pub fn reduce_i128(&self, x: i128) -> u64 {
+        let r = self.reduce_u128(x.unsigned_abs());
+        if x < 0 {
+            self.neg(r)
+        } else {
+            r
+        }
+    }
+
+    /// `a * b mod q` (Barrett), for any `a, b < 2^64`.
+    #[inline(always)]
+    pub fn mul(&self, a: u64, b: u64) -> u64 {
+        self.reduce_u128(a as u128 * b as u128)
+    }
+
+    /// The Shoup companion `floor(w * 2^64 / q)` of a constant `w < q`.
+    #[inline(always)]
+    pub fn shoup(&self, w: u64) -> u64 {
+        (((w as u128) << 64) / self.q as u128) as u64
+    }
+
+    /// `a * w mod q` with `w_shoup = self.shoup(w)`, for `a < 2^64`, `w < q`; result in `[0, 2q)`.
+    #[inline(always)]
+    pub fn mul_shoup_lazy(&self, a: u64, w: u64, w_shoup: u64) -> u64 {
+        let quot = ((a as u128 * w_shoup as u128) >> 64) as u64;
+        a.wrapping_mul(w).wrapping_sub(quot.wrapping_mul(self.q))
+    }
+
+    /// `a * w mod q` with `w_shoup = self.shoup(w)`; result in `[0, q)`.
+    #[inline(always)]
+    pub fn mul_shoup(&self, a: u64, w: u64, w_shoup: u64) -> u64 {
+        let r = self.mul_shoup_lazy(a, w, w_shoup);
+        if r >= self.q {
+            r - self.q
+        } else {
+            r
+        }
+    }
+
+    /// `a^e mod q`.
+    pub fn pow(&self, mut a: u64, mut e: u64) -> u64 {
+        let mut r = 1 % self.q;
+        a = self.reduce(a);
+        while e > 0 {
+            if e & 1 == 1 {
+                r = self.mul(r, a);
+            }
+            a = self.mul(a, a);
+            e >>= 1;
+        }
+        r
+    }
+
+    /// The inverse of `a` mod q, or `None` when `a ≡ 0`.
+    pub fn inv(&self, a: u64) -> Option<u64> {
+        let a = self.reduce(a);
+        (a != 0).then(|| self.pow(a, self.q - 2))
+    }
+
+    /// Maps `x mod q` to its centred representative in `(-q/2, q/2]`.
+    #[inline(always)]
+    pub fn center(&self, x: u64) -> i64 {
+        if x > self.q / 2 {
+            x as i64 - self.q as i64
+        } else {
+            x as i64
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
+    fn moduli() -> Vec<Modulus> {
+        [
+            3u64,
+            65537,
+            (1 << 40) - 87,
+            1125899906826241,
+            2305843009213554689,
+        ]
+        .iter()
+        .filter_map(|&q| Modulus::new(q).ok())
+        .collect()
+    }
+
+    #[test]
+    fn rejects_non_primes_and_large() {
+        assert!(Modulus::new(1 << 40).is_err());
+        assert!(Modulus::new(1).is_err());
+        assert!(Modulus::new((1 << 62) + 135).is_err());
+    }
+
+    #[test]
+    fn barrett_and_shoup_match_remainder_oracle() {
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let ms = moduli();
+        assert!(ms.len() >= 4);
+        for m in ms {
+            let q = m.value();
+            for _ in 0..20_000 {
+                let x: u128 = rng.random();
+                assert_eq!(m.reduce_u128(x), (x % q as u128) as u64);
+                let (a, b) = (rng.random_range(0..q), rng.random_range(0..q));
+                let want = ((a as u128 * b as u128) % q as u128) as u64;
+                assert_eq!(m.mul(a, b), want);
+                assert_eq!(m.mul_shoup(a, b, m.shoup(b)), want);
+                let any: u64 = rng.random();
+                let w = ((any as u128 * b as u128) % q as u128) as u64;
+                assert_eq!(m.mul_shoup(any, b, m.shoup(b)), w);
+                assert_eq!(m.add(a, b) as u128, (a as u128 + b as u128) % q as u128);
+                assert_eq!(m.add(m.sub(a, b), b), a);
+                let s: i64 = rng.random();
+                assert_eq!(m.reduce_i64(s) as i128, (s as i128).rem_euclid(q as i128));
+            }
+            for a in 1..200u64.min(q) {
+                let ai = m.inv(a).unwrap();
+                assert_eq!(m.mul(a, ai), 1);
+            }
+        }
+    }
+}
