@@ -37,6 +37,11 @@ impl Automorphism {
         self.g
     }
 
+    /// The NTT-form permutation: output index `j` takes input index `permutation()[j]`.
+    pub fn permutation(&self) -> &[u32] {
+        &self.perm
+    }
+
     /// `out = σ_g(a)` for `a` in NTT form (any number of limbs, any primes).
     pub fn apply_ntt(&self, a: &RnsPoly, out: &mut RnsPoly) {
         debug_assert_eq!(a.num_limbs(), out.num_limbs());

@@ -69,6 +69,13 @@ impl NttOrder {
         self.exponent[j]
     }
 
+    /// Whether the monomial `X^{N/2}` takes the value `+ψ^{N/2}` (rather than `-ψ^{N/2}`) at
+    /// output index `j`: `(ψ^{e_j})^{N/2} = (ψ^{N/2})^{e_j}` and `(ψ^{N/2})^2 = -1`.
+    #[inline]
+    pub fn half_monomial_is_positive(&self, j: usize) -> bool {
+        self.exponent[j] % 4 == 1
+    }
+
     /// The output index that holds `a(ψ^e)`, for odd `e` (taken mod 2N).
     #[inline]
     pub fn index_of(&self, e: u64) -> usize {

@@ -1,0 +1,567 @@
+//! The homomorphic evaluator: arithmetic, multiplication with relinearization, rescaling,
+//! rotations (single and hoisted), conjugation, and op counters.
+//!
+//! The evaluator is handed an [`EvalKeySet`] (public keys only) and never sees a secret key.
+//! Every op checks its operands: levels must match ([`CkksError::LevelMismatch`]), scales must
+//! be equal up to floating-point rounding ([`CkksError::ScaleMismatch`]); aligning them is an
+//! explicit call ([`Evaluator::drop_to_level`], [`Ciphertext::set_scale`]), never silent.
+//!
+//! Costs (key switches): `mul_relin`, `rotate` and `conjugate` one each; `rotate_hoisted` one
+//! decomposition for all its rotations plus one inner product and ModDown per rotation;
+//! `mul_i` and `mul_const` none. Only `rescale` consumes a level.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use num_complex::Complex64;
+use rayon::prelude::*;
+
+use hetal_ring::{Automorphism, RnsPoly};
+
+use crate::keyswitch;
+use crate::{Ciphertext, CkksError, EvalKeySet, Params, Plaintext};
+
+/// Relative difference under which two scales count as equal (floating-point rounding only).
+pub const SCALE_TOLERANCE: f64 = 1e-12;
+
+/// Operation counts of an evaluator (a snapshot of [`Evaluator::counts`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OpCounts {
+    /// Ciphertext × ciphertext multiplications.
+    pub ct_mult: u64,
+    /// Plaintext × ciphertext multiplications.
+    pub pt_mult: u64,
+    /// Constant × ciphertext multiplications.
+    pub const_mult: u64,
+    /// Slot rotations (single and hoisted).
+    pub rotations: u64,
+    /// Key switches with their own decomposition (relinearizations, single rotations,
+    /// conjugations).
+    pub keyswitch_full: u64,
+    /// Key switches that reuse a shared decomposition (hoisted rotations).
+    pub keyswitch_hoisted: u64,
+    /// Rescalings.
+    pub rescales: u64,
+    /// Conjugations.
+    pub conjugations: u64,
+}
+
+#[derive(Default)]
+struct Counters([AtomicU64; 8]);
+
+#[derive(Clone, Copy)]
+enum Op {
+    CtMult,
+    PtMult,
+    ConstMult,
+    Rotation,
+    KeySwitchFull,
+    KeySwitchHoisted,
+    Rescale,
+    Conjugation,
+}
+
+impl Counters {
+    fn add(&self, op: Op, k: u64) {
+        self.0[op as usize].fetch_add(k, Ordering::Relaxed);
+    }
+
+    fn snapshot(&self) -> OpCounts {
+        let g = |op: Op| self.0[op as usize].load(Ordering::Relaxed);
+        OpCounts {
+            ct_mult: g(Op::CtMult),
+            pt_mult: g(Op::PtMult),
+            const_mult: g(Op::ConstMult),
+            rotations: g(Op::Rotation),
+            keyswitch_full: g(Op::KeySwitchFull),
+            keyswitch_hoisted: g(Op::KeySwitchHoisted),
+            rescales: g(Op::Rescale),
+            conjugations: g(Op::Conjugation),
+        }
+    }
+}
+
+/// Evaluates homomorphic operations with public evaluation keys.
+pub struct Evaluator {
+    params: Params,
+    keys: Arc<EvalKeySet>,
+    counters: Counters,
+}
+
+impl Evaluator {
+    /// An evaluator for `params` using the given public evaluation keys.
+    pub fn new(params: &Params, keys: Arc<EvalKeySet>) -> Self {
+        Self {
+            params: params.clone(),
+            keys,
+            counters: Counters::default(),
+        }
+    }
+
+    /// The parameters.
+    pub fn params(&self) -> &Params {
+        &self.params
+    }
+
+    /// Operation counts since creation or the last [`Evaluator::reset_counts`].
+    pub fn counts(&self) -> OpCounts {
+        self.counters.snapshot()
+    }
+
+    /// Zeroes the operation counters.
+    pub fn reset_counts(&self) {
+        self.counters
+            .0
+            .iter()
+            .for_each(|c| c.store(0, Ordering::Relaxed));
+    }
+
+    fn check_ct(&self, ct: &Ciphertext) -> Result<(), CkksError> {
+        if ct.n() != self.params.n()
+            || ct.level() > self.params.max_level()
+            || ct.c1.num_limbs() != ct.c0.num_limbs()
+        {
+            return Err(CkksError::ParamsMismatch);
+        }
+        Ok(())
+    }
+
+    fn check_pair(
+        &self,
+        level_a: usize,
+        scale_a: f64,
+        level_b: usize,
+        scale_b: f64,
+    ) -> Result<(), CkksError> {
+        if level_a != level_b {
+            return Err(CkksError::LevelMismatch {
+                lhs: level_a,
+                rhs: level_b,
+            });
+        }
+        if (scale_a - scale_b).abs() > SCALE_TOLERANCE * scale_a.abs().max(scale_b.abs()) {
+            return Err(CkksError::ScaleMismatch {
+                lhs_log2: scale_a.log2(),
+                rhs_log2: scale_b.log2(),
+            });
+        }
+        Ok(())
+    }
+
+    fn check_slots(a: usize, b: usize) -> Result<(), CkksError> {
+        if a != b {
+            return Err(CkksError::SlotMismatch { lhs: a, rhs: b });
+        }
+        Ok(())
+    }
+
+    /// `a + b`.
+    ///
+    /// # Errors
+    /// Level, scale or slot mismatch.
+    pub fn add(&self, a: &Ciphertext, b: &Ciphertext) -> Result<Ciphertext, CkksError> {
+        let mut out = a.clone();
+        self.add_assign(&mut out, b)?;
+        Ok(out)
+    }
+
+    /// `a += b`.
+    ///
+    /// # Errors
+    /// Level, scale or slot mismatch.
+    pub fn add_assign(&self, a: &mut Ciphertext, b: &Ciphertext) -> Result<(), CkksError> {
+        self.check_ct(a)?;
+        self.check_ct(b)?;
+        self.check_pair(a.level(), a.scale, b.level(), b.scale)?;
+        Self::check_slots(a.slots, b.slots)?;
+        let primes = self.params.q_primes(a.level());
+        a.c0.add_assign(&b.c0, primes);
+        a.c1.add_assign(&b.c1, primes);
+        Ok(())
+    }
+
+    /// `a - b`.
+    ///
+    /// # Errors
+    /// Level, scale or slot mismatch.
+    pub fn sub(&self, a: &Ciphertext, b: &Ciphertext) -> Result<Ciphertext, CkksError> {
+        let mut out = a.clone();
+        self.sub_assign(&mut out, b)?;
+        Ok(out)
+    }
+
+    /// `a -= b`.
+    ///
+    /// # Errors
+    /// Level, scale or slot mismatch.
+    pub fn sub_assign(&self, a: &mut Ciphertext, b: &Ciphertext) -> Result<(), CkksError> {
+        self.check_ct(a)?;
+        self.check_ct(b)?;
+        self.check_pair(a.level(), a.scale, b.level(), b.scale)?;
+        Self::check_slots(a.slots, b.slots)?;
+        let primes = self.params.q_primes(a.level());
+        a.c0.sub_assign(&b.c0, primes);
+        a.c1.sub_assign(&b.c1, primes);
+        Ok(())
+    }
+
+    /// `-a`.
+    ///
+    /// # Errors
+    /// [`CkksError::ParamsMismatch`] for a foreign ciphertext.
+    pub fn neg(&self, a: &Ciphertext) -> Result<Ciphertext, CkksError> {
+        self.check_ct(a)?;
+        let mut out = a.clone();
+        let primes = self.params.q_primes(a.level());
+        out.c0.neg_assign(primes);
+        out.c1.neg_assign(primes);
+        Ok(out)
+    }
+
+    /// `a + pt`.
+    ///
+    /// # Errors
+    /// Level, scale or slot mismatch.
+    pub fn add_plain(&self, a: &Ciphertext, pt: &Plaintext) -> Result<Ciphertext, CkksError> {
+        self.check_ct(a)?;
+        self.check_pair(a.level(), a.scale, pt.level(), pt.scale)?;
+        Self::check_slots(a.slots, pt.slots)?;
+        let mut out = a.clone();
+        out.c0.add_assign(&pt.poly, self.params.q_primes(a.level()));
+        Ok(out)
+    }
+
+    /// `a · pt` (no rescale): the scale becomes the product of the scales.
+    ///
+    /// # Errors
+    /// Level or slot mismatch.
+    pub fn mul_plain(&self, a: &Ciphertext, pt: &Plaintext) -> Result<Ciphertext, CkksError> {
+        self.check_ct(a)?;
+        if a.level() != pt.level() {
+            return Err(CkksError::LevelMismatch {
+                lhs: a.level(),
+                rhs: pt.level(),
+            });
+        }
+        Self::check_slots(a.slots, pt.slots)?;
+        let primes = self.params.q_primes(a.level());
+        let mut out = a.clone();
+        out.c0.mul_assign(&pt.poly, primes);
+        out.c1.mul_assign(&pt.poly, primes);
+        out.scale *= pt.scale;
+        self.counters.add(Op::PtMult, 1);
+        Ok(out)
+    }
+
+    /// Per-limb residues of `round(c.re·s) + round(c.im·s)·X^{N/2}` in NTT form: the
+    /// evaluation is `A + B·ψ^{N/2·e_j}`, so two values per limb chosen by the sign of
+    /// `X^{N/2}` at each index.
+    fn complex_constant(
+        &self,
+        level: usize,
+        c: Complex64,
+        s: f64,
+    ) -> Result<Vec<[u64; 2]>, CkksError> {
+        let (re, im) = ((c.re * s).round(), (c.im * s).round());
+        if !(re.is_finite() && im.is_finite()) || re.abs() >= 1.7e38 || im.abs() >= 1.7e38 {
+            return Err(CkksError::Encode {
+                slot: 0,
+                reason: format!("constant {c} times scale {s} is out of range"),
+            });
+        }
+        Ok(self
+            .params
+            .q_primes(level)
+            .iter()
+            .map(|p| {
+                let m = p.modulus();
+                let (a, b) = (m.reduce_i128(re as i128), m.reduce_i128(im as i128));
+                let bi = m.mul(b, p.sqrt_minus_one());
+                [m.add(a, bi), m.sub(a, bi)]
+            })
+            .collect())
+    }
+
+    fn apply_constant(&self, poly: &mut RnsPoly, level: usize, consts: &[[u64; 2]], add: bool) {
+        let order = self.params.ntt_order();
+        poly.par_limbs_mut()
+            .zip(self.params.q_primes(level))
+            .zip(consts)
+            .for_each(|((l, p), c)| {
+                let m = p.modulus();
+                let shoup = [m.shoup(c[0]), m.shoup(c[1])];
+                for (j, x) in l.iter_mut().enumerate() {
+                    let s = usize::from(!order.half_monomial_is_positive(j));
+                    *x = if add {
+                        m.add(*x, c[s])
+                    } else {
+                        m.mul_shoup(*x, c[s], shoup[s])
+                    };
+                }
+            });
+    }
+
+    /// `a + c` in every slot.
+    ///
+    /// # Errors
+    /// [`CkksError::Encode`] if `c·scale` is out of range.
+    pub fn add_const(&self, a: &Ciphertext, c: Complex64) -> Result<Ciphertext, CkksError> {
+        self.check_ct(a)?;
+        let consts = self.complex_constant(a.level(), c, a.scale)?;
+        let mut out = a.clone();
+        self.apply_constant(&mut out.c0, a.level(), &consts, true);
+        Ok(out)
+    }
+
+    /// `a · c` in every slot, without rescaling. The constant is scaled by the top prime
+    /// `q_level`, so that the following [`Evaluator::rescale`] restores `a`'s scale exactly.
+    ///
+    /// # Errors
+    /// [`CkksError::Encode`] if the constant is not finite.
+    pub fn mul_const(&self, a: &Ciphertext, c: Complex64) -> Result<Ciphertext, CkksError> {
+        self.check_ct(a)?;
+        let level = a.level();
+        let q = self.params.q_primes(level)[level].value() as f64;
+        let consts = self.complex_constant(level, c, q)?;
+        let mut out = a.clone();
+        self.apply_constant(&mut out.c0, level, &consts, false);
+        self.apply_constant(&mut out.c1, level, &consts, false);
+        out.scale *= q;
+        self.counters.add(Op::ConstMult, 1);
+        Ok(out)
+    }
+
+    /// `a · i` (or `a · (−i)` when `negative`): a product by the monomial `±X^{N/2}`; uses no
+    /// level and no key.
+    ///
+    /// # Errors
+    /// [`CkksError::ParamsMismatch`] for a foreign ciphertext.
+    pub fn mul_i(&self, a: &Ciphertext, negative: bool) -> Result<Ciphertext, CkksError> {
+        self.check_ct(a)?;
+        let sign = if negative { -1.0 } else { 1.0 };
+        let consts = self.complex_constant(a.level(), Complex64::new(0.0, sign), 1.0)?;
+        let mut out = a.clone();
+        self.apply_constant(&mut out.c0, a.level(), &consts, false);
+        self.apply_constant(&mut out.c1, a.level(), &consts, false);
+        Ok(out)
+    }
+
+    /// `a · b` with relinearization (no rescale): the scale becomes the product.
+    ///
+    /// # Errors
+    /// Level or slot mismatch, or [`CkksError::MissingRelinKey`].
+    pub fn mul_relin(&self, a: &Ciphertext, b: &Ciphertext) -> Result<Ciphertext, CkksError> {
+        self.check_ct(a)?;
+        self.check_ct(b)?;
+        if a.level() != b.level() {
+            return Err(CkksError::LevelMismatch {
+                lhs: a.level(),
+                rhs: b.level(),
+            });
+        }
+        Self::check_slots(a.slots, b.slots)?;
+        let rlk = self.keys.relin.as_ref().ok_or(CkksError::MissingRelinKey)?;
+        let primes = self.params.q_primes(a.level());
+        // Tensor: (a0·b0, a0·b1 + a1·b0, a1·b1).
+        let mut d0 = a.c0.clone();
+        d0.mul_assign(&b.c0, primes);
+        let mut d1 = a.c0.clone();
+        d1.mul_assign(&b.c1, primes);
+        d1.mul_add_assign(&a.c1, &b.c0, primes);
+        let mut d2 = a.c1.clone();
+        d2.mul_assign(&b.c1, primes);
+        let [u0, u1] = keyswitch::switch(&self.params, &d2, rlk, None);
+        d0.add_assign(&u0, primes);
+        d1.add_assign(&u1, primes);
+        self.counters.add(Op::CtMult, 1);
+        self.counters.add(Op::KeySwitchFull, 1);
+        Ok(Ciphertext {
+            c0: d0,
+            c1: d1,
+            scale: a.scale * b.scale,
+            slots: a.slots,
+        })
+    }
+
+    /// Divides by the top prime `q_level` with rounding: one level down, scale `/ q_level`.
+    ///
+    /// # Errors
+    /// [`CkksError::NotEnoughLevels`] at level 0.
+    pub fn rescale(&self, a: &Ciphertext) -> Result<Ciphertext, CkksError> {
+        let mut out = a.clone();
+        self.rescale_assign(&mut out)?;
+        Ok(out)
+    }
+
+    /// In-place [`Evaluator::rescale`].
+    ///
+    /// # Errors
+    /// [`CkksError::NotEnoughLevels`] at level 0.
+    pub fn rescale_assign(&self, a: &mut Ciphertext) -> Result<(), CkksError> {
+        self.check_ct(a)?;
+        let level = a.level();
+        if level == 0 {
+            return Err(CkksError::NotEnoughLevels { have: 0, need: 1 });
+        }
+        let top = &self.params.q_primes(level)[level];
+        let keep = self.params.q_primes(level - 1);
+        let rescaler = self.params.rescaler(level);
+        let (c0, c1) = (&mut a.c0, &mut a.c1);
+        rayon::join(
+            || {
+                let mut last = c0.split_off(level);
+                top.inverse(last.limb_mut(0));
+                rescaler.apply_ntt(c0, &last, keep);
+            },
+            || {
+                let mut last = c1.split_off(level);
+                top.inverse(last.limb_mut(0));
+                rescaler.apply_ntt(c1, &last, keep);
+            },
+        );
+        a.scale /= top.value() as f64;
+        self.counters.add(Op::Rescale, 1);
+        Ok(())
+    }
+
+    /// Drops to `level` without dividing (the value and scale are unchanged).
+    ///
+    /// # Errors
+    /// [`CkksError::NotEnoughLevels`] if `level` is above the current one.
+    pub fn drop_to_level(&self, a: &Ciphertext, level: usize) -> Result<Ciphertext, CkksError> {
+        self.check_ct(a)?;
+        if level > a.level() {
+            return Err(CkksError::NotEnoughLevels {
+                have: a.level(),
+                need: level,
+            });
+        }
+        let mut out = a.clone();
+        out.c0.truncate(level + 1);
+        out.c1.truncate(level + 1);
+        Ok(out)
+    }
+
+    fn automorphism(&self, g: u64) -> Result<Automorphism, CkksError> {
+        Automorphism::new(g, self.params.ntt_order()).ok_or(CkksError::InvalidParams(format!(
+            "Galois element {g} is even"
+        )))
+    }
+
+    /// Applies `σ_g` to a ciphertext whose `c1` was decomposed in `dec`.
+    fn apply_galois(
+        &self,
+        a: &Ciphertext,
+        dec: &keyswitch::Decomposed,
+        g: u64,
+        rotation: i64,
+    ) -> Result<Ciphertext, CkksError> {
+        let key = self.keys.galois_key(g, rotation)?;
+        let auto = self.automorphism(g)?;
+        let level = a.level();
+        let [e0, e1] = keyswitch::inner_product(&self.params, dec, key, Some(&auto));
+        let (mut c0, c1) = rayon::join(
+            || keyswitch::mod_down(&self.params, e0, level),
+            || keyswitch::mod_down(&self.params, e1, level),
+        );
+        let mut rc0 = RnsPoly::zero(a.n(), level + 1);
+        auto.apply_ntt(&a.c0, &mut rc0);
+        c0.add_assign(&rc0, self.params.q_primes(level));
+        Ok(Ciphertext {
+            c0,
+            c1,
+            scale: a.scale,
+            slots: a.slots,
+        })
+    }
+
+    /// Rotates the slots left by `k` (right for negative `k`).
+    ///
+    /// # Errors
+    /// [`CkksError::MissingGaloisKey`] when no key for `k` was generated.
+    pub fn rotate(&self, a: &Ciphertext, k: i64) -> Result<Ciphertext, CkksError> {
+        self.check_ct(a)?;
+        let g = self.params.galois_element(k);
+        if g == 1 {
+            return Ok(a.clone());
+        }
+        self.keys.galois_key(g, k)?;
+        let dec = keyswitch::decompose(&self.params, &a.c1);
+        let out = self.apply_galois(a, &dec, g, k)?;
+        self.counters.add(Op::Rotation, 1);
+        self.counters.add(Op::KeySwitchFull, 1);
+        Ok(out)
+    }
+
+    /// Rotates by each of `ks`, sharing one decomposition of `c1` (hoisting).
+    ///
+    /// # Errors
+    /// [`CkksError::MissingGaloisKey`] when a key is missing (checked before any work).
+    pub fn rotate_hoisted(&self, a: &Ciphertext, ks: &[i64]) -> Result<Vec<Ciphertext>, CkksError> {
+        self.check_ct(a)?;
+        let gs: Vec<u64> = ks.iter().map(|&k| self.params.galois_element(k)).collect();
+        for (&g, &k) in gs.iter().zip(ks) {
+            if g != 1 {
+                self.keys.galois_key(g, k)?;
+            }
+        }
+        let dec = keyswitch::decompose(&self.params, &a.c1);
+        let mut out = Vec::with_capacity(ks.len());
+        for (&g, &k) in gs.iter().zip(ks) {
+            if g == 1 {
+                out.push(a.clone());
+            } else {
+                out.push(self.apply_galois(a, &dec, g, k)?);
+                self.counters.add(Op::Rotation, 1);
+                self.counters.add(Op::KeySwitchHoisted, 1);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Complex conjugation of every slot.
+    ///
+    /// # Errors
+    /// [`CkksError::MissingGaloisKey`] (rotation 0) when no conjugation key was generated.
+    pub fn conjugate(&self, a: &Ciphertext) -> Result<Ciphertext, CkksError> {
+        self.check_ct(a)?;
+        let g = self.params.conjugation_element();
+        self.keys.galois_key(g, 0)?;
+        let dec = keyswitch::decompose(&self.params, &a.c1);
+        let out = self.apply_galois(a, &dec, g, 0)?;
+        self.counters.add(Op::Conjugation, 1);
+        self.counters.add(Op::KeySwitchFull, 1);
+        Ok(out)
+    }
+
+    /// Rotate-and-sum: slot `i` of the result is `Σ_{t < count} a[i + t·stride]` (cyclically),
+    /// in `log2(count)` rotations by `stride·2^s`. `count` must be a power of two.
+    ///
+    /// # Errors
+    /// [`CkksError::InvalidParams`] if `count` is not a power of two; missing keys.
+    pub fn rotate_sum(
+        &self,
+        a: &Ciphertext,
+        stride: i64,
+        count: usize,
+    ) -> Result<Ciphertext, CkksError> {
+        if !count.is_power_of_two() {
+            return Err(CkksError::InvalidParams(format!(
+                "rotate_sum count {count} is not a power of two"
+            )));
+        }
+        let mut acc = a.clone();
+        let mut step = stride;
+        for _ in 0..count.trailing_zeros() {
+            let r = self.rotate(&acc, step)?;
+            self.add_assign(&mut acc, &r)?;
+            step *= 2;
+        }
+        Ok(acc)
+    }
+
+    /// The rotations [`Evaluator::rotate_sum`] needs keys for.
+    pub fn rotate_sum_rotations(stride: i64, count: usize) -> Vec<i64> {
+        (0..count.trailing_zeros()).map(|s| stride << s).collect()
+    }
+}

@@ -1,0 +1,368 @@
+//! Keys, key generation, encryption and decryption.
+//!
+//! - [`SecretKey`]: stays with the client. It zeroizes on drop, prints redacted, cannot be
+//!   cloned, and has no path into [`EvalKeySet`] or [`PublicKey`] (neither type has a field
+//!   that could hold it).
+//! - [`PublicKey`] `(b, a) = (-a·s + e, a)` over `Q_L · P`. Encryption works over `Q_L · P`
+//!   and divides by `P` (as Lattigo does), so a fresh public-key ciphertext carries only the
+//!   rounding noise `ε0 + ε1·s` of that division, the same as a key switch.
+//! - [`SwitchingKey`] from `s'` to `s` (hybrid key switching, Han–Ki CT-RSA 2020): for each
+//!   digit `j`, `(b_j, a_j)` over `Q_L·P` with `b_j = -a_j·s + e_j + P·[i ∈ digit j]·s'`
+//!   (residue-wise). Relinearization uses `s' = s²`, a rotation by `k` uses `s' = σ_{5^k}(s)`,
+//!   conjugation `s' = σ_{-1}(s)`.
+//! - [`EvalKeySet`]: the public evaluation keys a server holds. Only the rotations asked for are
+//!   generated.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use rand::{CryptoRng, SeedableRng};
+use rand_chacha::ChaCha20Rng;
+use zeroize::Zeroize;
+
+use hetal_ring::{sampling, Automorphism, RnsPoly};
+
+use crate::{Ciphertext, CkksError, Params, Plaintext, SecretDist};
+
+/// The secret key `s`, a small polynomial. Client-side only.
+pub struct SecretKey {
+    pub(crate) params: Params,
+    /// Small signed coefficients of `s`.
+    pub(crate) coeffs: Vec<i64>,
+    /// `s` in NTT form over all primes `Q_L · P`.
+    pub(crate) poly: RnsPoly,
+}
+
+impl Drop for SecretKey {
+    fn drop(&mut self) {
+        self.coeffs.zeroize();
+        self.poly.limbs_mut().for_each(|l| l.zeroize());
+    }
+}
+
+impl fmt::Debug for SecretKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SecretKey(<redacted>)")
+    }
+}
+
+/// A public encryption key `(b, a)` in NTT form over `Q_L · P`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PublicKey {
+    pub(crate) b: RnsPoly,
+    pub(crate) a: RnsPoly,
+}
+
+/// A key-switching key: one `(b_j, a_j)` pair per digit, NTT form over `Q_L · P`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SwitchingKey {
+    pub(crate) digits: Vec<[RnsPoly; 2]>,
+}
+
+impl SwitchingKey {
+    /// Size of the key material in bytes (8 per residue).
+    pub fn size_bytes(&self) -> usize {
+        self.digits
+            .iter()
+            .map(|[b, a]| 8 * (b.data().len() + a.data().len()))
+            .sum()
+    }
+}
+
+/// The public evaluation keys: relinearization and the requested Galois keys.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct EvalKeySet {
+    pub(crate) relin: Option<SwitchingKey>,
+    pub(crate) galois: BTreeMap<u64, SwitchingKey>,
+}
+
+impl EvalKeySet {
+    /// Whether a relinearization key is present.
+    pub fn has_relin(&self) -> bool {
+        self.relin.is_some()
+    }
+
+    /// The Galois elements with a key.
+    pub fn galois_elements(&self) -> impl Iterator<Item = u64> + '_ {
+        self.galois.keys().copied()
+    }
+
+    /// Total key material in bytes.
+    pub fn size_bytes(&self) -> usize {
+        self.relin
+            .iter()
+            .chain(self.galois.values())
+            .map(SwitchingKey::size_bytes)
+            .sum()
+    }
+
+    pub(crate) fn galois_key(&self, g: u64, rotation: i64) -> Result<&SwitchingKey, CkksError> {
+        self.galois.get(&g).ok_or(CkksError::MissingGaloisKey {
+            rotation,
+            galois_element: g,
+        })
+    }
+}
+
+/// Generates keys from a CSPRNG (ChaCha20 seeded by the operating system, unless a seeded
+/// generator is supplied for reproducible tests).
+pub struct KeyGenerator<R: CryptoRng = ChaCha20Rng> {
+    params: Params,
+    rng: R,
+}
+
+impl KeyGenerator<ChaCha20Rng> {
+    /// A key generator seeded from the operating system's entropy (`getrandom`).
+    pub fn new(params: &Params) -> Self {
+        Self {
+            params: params.clone(),
+            rng: ChaCha20Rng::from_os_rng(),
+        }
+    }
+}
+
+impl<R: CryptoRng> KeyGenerator<R> {
+    /// A key generator over the given CSPRNG.
+    pub fn with_rng(params: &Params, rng: R) -> Self {
+        Self {
+            params: params.clone(),
+            rng,
+        }
+    }
+
+    /// Samples a secret key from the parameters' secret distribution.
+    pub fn gen_secret_key(&mut self) -> SecretKey {
+        let n = self.params.n();
+        let coeffs = match self.params.secret_dist() {
+            SecretDist::Ternary => sampling::ternary(&mut self.rng, n),
+            SecretDist::FixedWeight { h } => sampling::fixed_hamming_weight(&mut self.rng, n, h),
+        };
+        let primes = self.params.qp_primes();
+        let mut poly = RnsPoly::from_signed(&coeffs, primes);
+        poly.ntt(primes);
+        SecretKey {
+            params: self.params.clone(),
+            coeffs,
+            poly,
+        }
+    }
+
+    fn error_poly(&mut self, primes: &[hetal_ring::Prime]) -> RnsPoly {
+        let e = sampling::gaussian(&mut self.rng, self.params.n(), self.params.error_std());
+        let mut p = RnsPoly::from_signed(&e, primes);
+        p.ntt(primes);
+        p
+    }
+
+    /// The public key of `sk`.
+    pub fn gen_public_key(&mut self, sk: &SecretKey) -> PublicKey {
+        let params = self.params.clone();
+        let primes = params.qp_primes();
+        let a = sampling::uniform(&mut self.rng, self.params.n(), primes);
+        let mut b = self.error_poly(primes);
+        let mut as_ = a.clone();
+        as_.mul_assign(&sk.poly, primes);
+        b.sub_assign(&as_, primes);
+        PublicKey { b, a }
+    }
+
+    /// A switching key from `s_from` (NTT form over `Q_L · P`) to `sk`.
+    fn gen_switching_key(&mut self, sk: &SecretKey, s_from: &RnsPoly) -> SwitchingKey {
+        let params = self.params.clone();
+        let primes = params.qp_primes();
+        let top = params.max_level();
+        let p_mod_q: Vec<u64> = params
+            .q_primes(top)
+            .iter()
+            .map(|q| {
+                params.p_primes().iter().fold(1, |acc, p| {
+                    q.modulus().mul(acc, q.modulus().reduce(p.value()))
+                })
+            })
+            .collect();
+        let digits = params
+            .digits(top)
+            .map(|range| {
+                let a = sampling::uniform(&mut self.rng, params.n(), primes);
+                let mut b = self.error_poly(primes);
+                let mut as_ = a.clone();
+                as_.mul_assign(&sk.poly, primes);
+                b.sub_assign(&as_, primes);
+                for i in range {
+                    let m = primes[i].modulus();
+                    let (w, ws) = (p_mod_q[i], m.shoup(p_mod_q[i]));
+                    for (x, &s) in b.limb_mut(i).iter_mut().zip(s_from.limb(i)) {
+                        *x = m.add(*x, m.mul_shoup(s, w, ws));
+                    }
+                }
+                [b, a]
+            })
+            .collect();
+        SwitchingKey { digits }
+    }
+
+    /// The relinearization key (from `s²` to `s`).
+    pub fn gen_relin_key(&mut self, sk: &SecretKey) -> SwitchingKey {
+        let mut s2 = sk.poly.clone();
+        s2.mul_assign(&sk.poly, self.params.qp_primes());
+        self.gen_switching_key(sk, &s2)
+    }
+
+    /// The Galois key for `σ_g` (from `σ_g(s)` to `s`).
+    ///
+    /// # Errors
+    /// [`CkksError::InvalidParams`] for an even `g`.
+    pub fn gen_galois_key(&mut self, sk: &SecretKey, g: u64) -> Result<SwitchingKey, CkksError> {
+        let auto = Automorphism::new(g, self.params.ntt_order())
+            .ok_or_else(|| CkksError::InvalidParams(format!("Galois element {g} is even")))?;
+        let mut s_g = RnsPoly::zero(self.params.n(), sk.poly.num_limbs());
+        auto.apply_ntt(&sk.poly, &mut s_g);
+        Ok(self.gen_switching_key(sk, &s_g))
+    }
+
+    /// An evaluation key set with the relinearization key, keys for the given slot rotations
+    /// (left rotations by `k`; negative is right), and the conjugation key if asked.
+    pub fn gen_eval_keys(
+        &mut self,
+        sk: &SecretKey,
+        rotations: &[i64],
+        conjugation: bool,
+    ) -> EvalKeySet {
+        let mut set = EvalKeySet {
+            relin: Some(self.gen_relin_key(sk)),
+            galois: BTreeMap::new(),
+        };
+        let mut elements: Vec<u64> = rotations
+            .iter()
+            .map(|&k| self.params.galois_element(k))
+            .collect();
+        if conjugation {
+            elements.push(self.params.conjugation_element());
+        }
+        for g in elements {
+            if g != 1 && !set.galois.contains_key(&g) {
+                // Odd by construction (powers of 5 and 2N - 1), so this cannot fail.
+                if let Ok(k) = self.gen_galois_key(sk, g) {
+                    set.galois.insert(g, k);
+                }
+            }
+        }
+        set
+    }
+}
+
+fn check_level(params: &Params, level: usize) -> Result<(), CkksError> {
+    if level > params.max_level() {
+        return Err(CkksError::ParamsMismatch);
+    }
+    Ok(())
+}
+
+impl PublicKey {
+    /// Encrypts `pt`: `(b·u + e0, a·u + e1)` over `Q_L · P` with ternary `u` and Gaussian
+    /// errors, divided by `P` with rounding, dropped to the plaintext's level, plus `(m, 0)`.
+    ///
+    /// # Errors
+    /// [`CkksError::ParamsMismatch`] if the plaintext or key is not from these parameters.
+    pub fn encrypt<R: CryptoRng + ?Sized>(
+        &self,
+        params: &Params,
+        pt: &Plaintext,
+        rng: &mut R,
+    ) -> Result<Ciphertext, CkksError> {
+        let level = pt.level();
+        check_level(params, level)?;
+        let primes = params.qp_primes();
+        if pt.poly.n() != params.n()
+            || self.a.num_limbs() != primes.len()
+            || self.a.n() != params.n()
+        {
+            return Err(CkksError::ParamsMismatch);
+        }
+        let n = params.n();
+        let mut u = RnsPoly::from_signed(&sampling::ternary(rng, n), primes);
+        u.ntt(primes);
+        let mut noise = || {
+            let mut e =
+                RnsPoly::from_signed(&sampling::gaussian(rng, n, params.error_std()), primes);
+            e.ntt(primes);
+            e
+        };
+        let (mut c0, mut c1) = (noise(), noise());
+        c0.mul_add_assign(&self.b, &u, primes);
+        c1.mul_add_assign(&self.a, &u, primes);
+        let top = params.max_level();
+        let (mut c0, mut c1) = rayon::join(
+            || crate::keyswitch::mod_down(params, c0, top),
+            || crate::keyswitch::mod_down(params, c1, top),
+        );
+        c0.truncate(level + 1);
+        c1.truncate(level + 1);
+        c0.add_assign(&pt.poly, params.q_primes(level));
+        Ok(Ciphertext {
+            c0,
+            c1,
+            scale: pt.scale,
+            slots: pt.slots,
+        })
+    }
+}
+
+impl SecretKey {
+    /// The parameters the key belongs to.
+    pub fn params(&self) -> &Params {
+        &self.params
+    }
+
+    /// Encrypts `pt` under the secret key: `(-a·s + e + m, a)`.
+    ///
+    /// # Errors
+    /// [`CkksError::ParamsMismatch`] if the plaintext is not from these parameters.
+    pub fn encrypt<R: CryptoRng + ?Sized>(
+        &self,
+        pt: &Plaintext,
+        rng: &mut R,
+    ) -> Result<Ciphertext, CkksError> {
+        let params = &self.params;
+        check_level(params, pt.level())?;
+        if pt.poly.n() != params.n() {
+            return Err(CkksError::ParamsMismatch);
+        }
+        let primes = params.q_primes(pt.level());
+        let c1 = sampling::uniform(rng, params.n(), primes);
+        let mut c0 = RnsPoly::from_signed(
+            &sampling::gaussian(rng, params.n(), params.error_std()),
+            primes,
+        );
+        c0.ntt(primes);
+        c0.add_assign(&pt.poly, primes);
+        let mut as_ = c1.clone();
+        as_.mul_assign(&self.poly, primes);
+        c0.sub_assign(&as_, primes);
+        Ok(Ciphertext {
+            c0,
+            c1,
+            scale: pt.scale,
+            slots: pt.slots,
+        })
+    }
+
+    /// Decrypts: `c0 + c1·s`.
+    ///
+    /// # Errors
+    /// [`CkksError::ParamsMismatch`] if the ciphertext is not from these parameters.
+    pub fn decrypt(&self, ct: &Ciphertext) -> Result<Plaintext, CkksError> {
+        check_level(&self.params, ct.level())?;
+        if ct.n() != self.params.n() || ct.c1.num_limbs() != ct.c0.num_limbs() {
+            return Err(CkksError::ParamsMismatch);
+        }
+        let primes = self.params.q_primes(ct.level());
+        let mut m = ct.c0.clone();
+        m.mul_add_assign(&ct.c1, &self.poly, primes);
+        Ok(Plaintext {
+            poly: m,
+            scale: ct.scale,
+            slots: ct.slots,
+        })
+    }
+}

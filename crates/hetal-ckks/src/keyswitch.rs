@@ -1,0 +1,220 @@
+//! Hybrid key switching (Han–Ki, CT-RSA 2020), split into its three stages so that rotations
+//! can share the first one (hoisting, Halevi–Shoup CRYPTO 2018):
+//!
+//! 1. [`decompose`]: `d` (NTT form over `Q_l`) is cut into `beta = ceil((l+1)/alpha)` digits;
+//!    each digit is raised to `Q_l · P` by fast basis extension (ModUp). Cost: `l+1` inverse
+//!    NTTs and `beta·(l+1+k−alpha)` forward NTTs, where `k = |P|`.
+//! 2. [`inner_product`]: `Σ_j digit_j · key_j` over `Q_l · P`, with one lazy reduction per
+//!    residue; an optional automorphism permutes the digits on the fly (a rotation of a
+//!    hoisted decomposition costs no extra pass).
+//! 3. [`mod_down`]: division by `P` with rounding back to `Q_l`. Cost: `k` inverse and `l+1`
+//!    forward NTTs per component.
+//!
+//! The extended basis at level `l` is laid out as `q_0..=q_l` then `p_0..p_{k-1}`.
+
+use rayon::prelude::*;
+
+use hetal_ring::{Automorphism, Prime, RnsPoly};
+
+use crate::{keys::SwitchingKey, Params};
+
+/// A polynomial decomposed into digits raised to `Q_l · P` (NTT form): the hoistable part of a
+/// key switch.
+pub(crate) struct Decomposed {
+    pub(crate) level: usize,
+    pub(crate) digits: Vec<RnsPoly>,
+}
+
+/// The prime of limb `i` of the extended basis at `level`.
+fn ext_prime(params: &Params, level: usize, i: usize) -> &Prime {
+    if i <= level {
+        &params.q_primes(level)[i]
+    } else {
+        &params.p_primes()[i - level - 1]
+    }
+}
+
+/// Stage 1: ModUp of every digit of `d` (NTT form over `Q_level`).
+pub(crate) fn decompose(params: &Params, d: &RnsPoly) -> Decomposed {
+    let level = d.num_limbs() - 1;
+    let n = d.n();
+    let k = params.p_primes().len();
+    let mut dc = d.clone();
+    dc.intt(params.q_primes(level));
+    let digits = params
+        .digits(level)
+        .enumerate()
+        .map(|(j, range)| {
+            let conv = params.mod_up(level, j);
+            let y = conv.prepare(&dc.data()[range.start * n..range.end * n], n);
+            let mut ext = RnsPoly::zero(n, level + 1 + k);
+            ext.par_limbs_mut().enumerate().for_each(|(i, out)| {
+                if range.contains(&i) {
+                    out.copy_from_slice(d.limb(i));
+                } else {
+                    // Targets are Q_l without the digit, then P, in order.
+                    let t = if i < range.start { i } else { i - range.len() };
+                    conv.convert_limb(&y, t, out);
+                    ext_prime(params, level, i).forward(out);
+                }
+            });
+            ext
+        })
+        .collect();
+    Decomposed { level, digits }
+}
+
+/// Stage 2: `(Σ_j σ(digit_j)·b_j, Σ_j σ(digit_j)·a_j)` over `Q_l · P`, with `σ` the optional
+/// automorphism (NTT-form permutation).
+pub(crate) fn inner_product(
+    params: &Params,
+    dec: &Decomposed,
+    key: &SwitchingKey,
+    auto: Option<&Automorphism>,
+) -> [RnsPoly; 2] {
+    let level = dec.level;
+    let n = params.n();
+    let k = params.p_primes().len();
+    let top = params.max_level();
+    let mut out0 = RnsPoly::zero(n, level + 1 + k);
+    let mut out1 = RnsPoly::zero(n, level + 1 + k);
+    let perm = auto.map(Automorphism::permutation);
+    out0.par_limbs_mut()
+        .zip(out1.par_limbs_mut())
+        .enumerate()
+        .for_each(|(i, (o0, o1))| {
+            let m = ext_prime(params, level, i).modulus();
+            let key_limb = if i <= level {
+                i
+            } else {
+                top + 1 + (i - level - 1)
+            };
+            let digits: Vec<&[u64]> = dec.digits.iter().map(|d| d.limb(i)).collect();
+            let bs: Vec<&[u64]> = key.digits.iter().map(|[b, _]| b.limb(key_limb)).collect();
+            let as_: Vec<&[u64]> = key.digits.iter().map(|[_, a]| a.limb(key_limb)).collect();
+            for x in 0..n {
+                let src = perm.map_or(x, |p| p[x] as usize);
+                let (mut acc0, mut acc1) = (0u128, 0u128);
+                for j in 0..digits.len() {
+                    let d = digits[j][src] as u128;
+                    acc0 += d * bs[j][x] as u128;
+                    acc1 += d * as_[j][x] as u128;
+                }
+                o0[x] = m.reduce_u128(acc0);
+                o1[x] = m.reduce_u128(acc1);
+            }
+        });
+    [out0, out1]
+}
+
+/// Stage 3: `round(x / P)` back to `Q_level`, NTT form in and out.
+pub(crate) fn mod_down(params: &Params, mut ext: RnsPoly, level: usize) -> RnsPoly {
+    let mut p_part = ext.split_off(level + 1);
+    p_part.intt(params.p_primes());
+    params
+        .mod_down()
+        .apply_ntt(&mut ext, &p_part, params.q_primes(level));
+    ext
+}
+
+/// A whole key switch of `d` under `key`: `(u0, u1)` over `Q_level` with
+/// `u0 + u1·s ≈ d·s'`, after the optional automorphism.
+pub(crate) fn switch(
+    params: &Params,
+    d: &RnsPoly,
+    key: &SwitchingKey,
+    auto: Option<&Automorphism>,
+) -> [RnsPoly; 2] {
+    let dec = decompose(params, d);
+    let [a, b] = inner_product(params, &dec, key, auto);
+    let level = dec.level;
+    let (u0, u1) = rayon::join(|| mod_down(params, a, level), || mod_down(params, b, level));
+    [u0, u1]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{presets, KeyGenerator};
+    use hetal_ring::sampling;
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha20Rng;
+
+    fn params() -> Params {
+        Params::new_insecure(presets::insecure_test(12, 2)).unwrap()
+    }
+
+    /// The centred coefficients of a polynomial in NTT form over `Q_level`.
+    fn coefficients(params: &Params, mut p: RnsPoly) -> Vec<f64> {
+        p.intt(params.q_primes(p.num_limbs() - 1));
+        params.mixed_radix().poly_to_f64(&p)
+    }
+
+    #[test]
+    fn mod_down_rounds_exactly() {
+        let params = params();
+        let level = params.max_level();
+        let n = params.n();
+        let mut rng = ChaCha20Rng::seed_from_u64(3);
+        let ext: Vec<Prime> = params
+            .q_primes(level)
+            .iter()
+            .chain(params.p_primes())
+            .cloned()
+            .collect();
+        let y = sampling::uniform(&mut rng, n, &ext);
+        // x = P·y + r with |r| < P/2 must come back as exactly y.
+        let p_mod: Vec<u64> = ext
+            .iter()
+            .map(|q| {
+                params
+                    .p_primes()
+                    .iter()
+                    .fold(1, |a, p| q.modulus().mul(a, q.modulus().reduce(p.value())))
+            })
+            .collect();
+        let mut x = y.clone();
+        x.mul_scalar_assign(&p_mod, &ext);
+        let r: Vec<i64> = (0..n as i64).map(|i| (i % 1001) - 500).collect();
+        x.add_assign(&RnsPoly::from_signed(&r, &ext), &ext);
+        x.ntt(&ext);
+        let mut want = y.sub_limbs(0..level + 1);
+        want.ntt(params.q_primes(level));
+        assert_eq!(mod_down(&params, x, level), want);
+    }
+
+    #[test]
+    fn key_switch_noise_is_rounding_only() {
+        // u0 + u1·s − σ(d)·σ(s) must be the ModDown rounding ε0 + ε1·s, |ε| ≤ 1/2: standard
+        // deviation sqrt((h + 1)/12) for a secret of weight h; the d·e/P term is negligible.
+        let params = params();
+        let mut kg = KeyGenerator::with_rng(&params, ChaCha20Rng::seed_from_u64(1));
+        let sk = kg.gen_secret_key();
+        let level = params.max_level();
+        let primes = params.q_primes(level);
+        let mut rng = ChaCha20Rng::seed_from_u64(3);
+        let d = sampling::uniform(&mut rng, params.n(), primes);
+        let weight = sk.coeffs.iter().filter(|&&c| c != 0).count() as f64;
+        let expected_std = ((weight + 1.0) / 12.0).sqrt();
+        for g in [params.galois_element(1), params.galois_element(-7)] {
+            let key = kg.gen_galois_key(&sk, g).unwrap();
+            let auto = Automorphism::new(g, params.ntt_order()).unwrap();
+            let [mut u0, u1] = switch(&params, &d, &key, Some(&auto));
+            u0.mul_add_assign(&u1, &sk.poly, primes);
+            let mut sd = RnsPoly::zero(params.n(), level + 1);
+            auto.apply_ntt(&d, &mut sd);
+            let mut ss = RnsPoly::zero(params.n(), sk.poly.num_limbs());
+            auto.apply_ntt(&sk.poly, &mut ss);
+            sd.mul_assign(&ss, primes);
+            u0.sub_assign(&sd, primes);
+            let noise = coefficients(&params, u0);
+            let std = (noise.iter().map(|x| x * x).sum::<f64>() / noise.len() as f64).sqrt();
+            let max = noise.iter().fold(0.0f64, |m, x| m.max(x.abs()));
+            assert!(
+                std <= 1.25 * expected_std,
+                "noise std {std} vs expected {expected_std}"
+            );
+            assert!(max <= 7.0 * expected_std, "noise max {max}");
+        }
+    }
+}
