@@ -3,6 +3,8 @@
 //! Parameters: insecure N = 2^12 sets (tests only) at scale 2^40. Seeds are fixed; set
 //! `HETAL_TEST_SEED` to try others.
 
+#![allow(clippy::unwrap_used, reason = "test fixtures")]
+
 use std::sync::Arc;
 
 use hetal_ckks::{

@@ -326,10 +326,10 @@ impl MixedRadix {
         for i in 0..k {
             let a = self.moduli[i].center(r[i]);
             out[i] = a;
-            for j in i + 1..k {
+            for (j, rj) in r.iter_mut().enumerate().skip(i + 1) {
                 let m = &self.moduli[j];
                 let (w, ws) = self.inv[j][i];
-                r[j] = m.mul_shoup(m.sub(r[j], m.reduce_i64(a)), w, ws);
+                *rj = m.mul_shoup(m.sub(*rj, m.reduce_i64(a)), w, ws);
             }
         }
     }
