@@ -1,1 +1,37 @@
-fn main() {}
+//! `hetal`: the command-line tool of the hetal project.
+//!
+//! For now it runs benchmarks of the CKKS engine (`hetal bench ops`); training commands come
+//! with the HETAL layer.
+
+mod bench;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "hetal", version, about = "Privacy-preserving transfer learning with homomorphic encryption")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Benchmarks.
+    Bench {
+        #[command(subcommand)]
+        what: BenchCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Times the leveled CKKS operations at the top level of a preset.
+    Ops(bench::OpsArgs),
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Bench { what: BenchCommand::Ops(args) } => bench::ops(&args),
+    }
+}
