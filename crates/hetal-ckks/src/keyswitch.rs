@@ -48,16 +48,23 @@ pub(crate) fn decompose(params: &Params, d: &RnsPoly) -> Decomposed {
             let conv = params.mod_up(level, j);
             let y = conv.prepare(&dc.data()[range.start * n..range.end * n], n);
             let mut ext = RnsPoly::zero(n, level + 1 + k);
-            ext.par_limbs_mut().enumerate().for_each(|(i, out)| {
+            // The digit's own limbs are d itself; the others are converted (targets are Q_l
+            // without the digit, then P, in order), then taken to NTT form.
+            let mut outs = Vec::with_capacity(level + 1 + k - range.len());
+            for (i, limb) in ext.limbs_mut().enumerate() {
                 if range.contains(&i) {
-                    out.copy_from_slice(d.limb(i));
+                    limb.copy_from_slice(d.limb(i));
                 } else {
-                    // Targets are Q_l without the digit, then P, in order.
-                    let t = if i < range.start { i } else { i - range.len() };
-                    conv.convert_limb(&y, t, out);
-                    ext_prime(params, level, i).forward(out);
+                    outs.push((if i < range.start { i } else { i - range.len() }, limb));
                 }
-            });
+            }
+            conv.convert_into(&y, None, outs);
+            ext.par_limbs_mut()
+                .enumerate()
+                .filter(|(i, _)| !range.contains(i))
+                .for_each(|(i, limb)| {
+                    ext_prime(params, level, i).forward(limb);
+                });
             ext
         })
         .collect();
@@ -89,19 +96,43 @@ pub(crate) fn inner_product(
             } else {
                 top + 1 + (i - level - 1)
             };
-            let digits: Vec<&[u64]> = dec.digits.iter().map(|d| d.limb(i)).collect();
-            let bs: Vec<&[u64]> = key.digits.iter().map(|[b, _]| b.limb(key_limb)).collect();
-            let as_: Vec<&[u64]> = key.digits.iter().map(|[_, a]| a.limb(key_limb)).collect();
-            for x in 0..n {
-                let src = perm.map_or(x, |p| p[x] as usize);
-                let (mut acc0, mut acc1) = (0u128, 0u128);
-                for j in 0..digits.len() {
-                    let d = digits[j][src] as u128;
-                    acc0 += d * bs[j][x] as u128;
-                    acc1 += d * as_[j][x] as u128;
+            // Blocks of coefficients keep the 128-bit accumulators in L1; one reduction each.
+            const BLOCK: usize = 256;
+            let (mut acc0, mut acc1) = ([0u128; BLOCK], [0u128; BLOCK]);
+            for (blk, (o0, o1)) in o0.chunks_mut(BLOCK).zip(o1.chunks_mut(BLOCK)).enumerate() {
+                let (start, len) = (blk * BLOCK, o0.len());
+                let (acc0, acc1) = (&mut acc0[..len], &mut acc1[..len]);
+                acc0.fill(0);
+                acc1.fill(0);
+                for (digit, [kb, ka]) in dec.digits.iter().zip(&key.digits) {
+                    let d = digit.limb(i);
+                    let (kb, ka) = (
+                        &kb.limb(key_limb)[start..start + len],
+                        &ka.limb(key_limb)[start..start + len],
+                    );
+                    let terms = acc0.iter_mut().zip(acc1.iter_mut()).zip(kb.iter().zip(ka));
+                    match perm {
+                        Some(p) => terms.zip(&p[start..start + len]).for_each(
+                            |(((x0, x1), (&b, &a)), &src)| {
+                                let v = d[src as usize] as u128;
+                                *x0 += v * b as u128;
+                                *x1 += v * a as u128;
+                            },
+                        ),
+                        None => terms.zip(&d[start..start + len]).for_each(
+                            |(((x0, x1), (&b, &a)), &v)| {
+                                *x0 += v as u128 * b as u128;
+                                *x1 += v as u128 * a as u128;
+                            },
+                        ),
+                    }
                 }
-                o0[x] = m.reduce_u128(acc0);
-                o1[x] = m.reduce_u128(acc1);
+                o0.iter_mut()
+                    .zip(acc0.iter())
+                    .for_each(|(o, &a)| *o = m.reduce_u128(a));
+                o1.iter_mut()
+                    .zip(acc1.iter())
+                    .for_each(|(o, &a)| *o = m.reduce_u128(a));
             }
         });
     [out0, out1]

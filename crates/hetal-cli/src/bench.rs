@@ -56,10 +56,14 @@ fn time<T>(reps: usize, mut f: impl FnMut() -> anyhow::Result<T>) -> anyhow::Res
 /// Runs `hetal bench ops`.
 pub fn ops(args: &OpsArgs) -> anyhow::Result<()> {
     if args.threads > 0 {
-        rayon::ThreadPoolBuilder::new().num_threads(args.threads).build_global().context("setting the thread count")?;
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(args.threads)
+            .build_global()
+            .context("setting the thread count")?;
     }
     let reps = args.reps.max(5);
-    let literal = presets::by_name(&args.preset).ok_or_else(|| anyhow!("unknown preset {}", args.preset))?;
+    let literal =
+        presets::by_name(&args.preset).ok_or_else(|| anyhow!("unknown preset {}", args.preset))?;
     let params = Params::new(literal)?;
     let threads = rayon::current_num_threads();
     let header = json!({
@@ -77,7 +81,10 @@ pub fn ops(args: &OpsArgs) -> anyhow::Result<()> {
     } else {
         println!("preset {} (log N {}, log QP {:.1}, {} levels, dnum {}, scale 2^{}, {}-bit secure), {} thread(s)",
             args.preset, params.log_n(), params.log_qp(), params.max_level(), params.dnum(), params.log_scale(), params.security_bits(), threads);
-        println!("{:<20} {:>10} {:>10} {:>10}", "op", "cpu_s", "wall_s", "prec_bits");
+        println!(
+            "{:<20} {:>10} {:>10} {:>10}",
+            "op", "cpu_s", "wall_s", "prec_bits"
+        );
     }
     let report = |op: &str, cpu: f64, wall: f64, prec: Option<f64>| {
         if args.json {
@@ -104,14 +111,18 @@ pub fn ops(args: &OpsArgs) -> anyhow::Result<()> {
     let level = params.max_level();
     let scale = params.default_scale();
     let mut random = || -> Vec<Complex64> {
-        (0..slots).map(|_| Complex64::new(rng.random_range(-1.0..1.0), rng.random_range(-1.0..1.0))).collect()
+        (0..slots)
+            .map(|_| Complex64::new(rng.random_range(-1.0..1.0), rng.random_range(-1.0..1.0)))
+            .collect()
     };
     let (a, b) = (random(), random());
     let mut enc_rng = ChaCha20Rng::from_os_rng();
     let prec = |want: &[Complex64], ct: &hetal_ckks::Ciphertext| -> anyhow::Result<f64> {
         Ok(PrecisionStats::new(want, &enc.decode(&sk.decrypt(ct)?)).min_bits)
     };
-    let rotl = |v: &[Complex64], k: usize| -> Vec<Complex64> { (0..v.len()).map(|i| v[(i + k) % v.len()]).collect() };
+    let rotl = |v: &[Complex64], k: usize| -> Vec<Complex64> {
+        (0..v.len()).map(|i| v[(i + k) % v.len()]).collect()
+    };
 
     let (cpu, wall, pa) = time(reps, || Ok(enc.encode(&a, slots, level, scale)?))?;
     report("encode", cpu, wall, None);
@@ -130,8 +141,17 @@ pub fn ops(args: &OpsArgs) -> anyhow::Result<()> {
     let (cpu, wall, rot) = time(reps, || Ok(eval.rotate(&ca, 1)?))?;
     report("rotate", cpu, wall, Some(prec(&rotl(&a, 1), &rot)?));
     let (cpu, wall, rots) = time(reps, || Ok(eval.rotate_hoisted(&ca, &hoisted)?))?;
-    let worst = rots.iter().zip(&hoisted).map(|(r, &k)| prec(&rotl(&a, k as usize), r)).collect::<anyhow::Result<Vec<f64>>>()?;
-    report("hoisted_rotate_x8", cpu, wall, Some(worst.into_iter().fold(f64::INFINITY, f64::min)));
+    let worst = rots
+        .iter()
+        .zip(&hoisted)
+        .map(|(r, &k)| prec(&rotl(&a, k as usize), r))
+        .collect::<anyhow::Result<Vec<f64>>>()?;
+    report(
+        "hoisted_rotate_x8",
+        cpu,
+        wall,
+        Some(worst.into_iter().fold(f64::INFINITY, f64::min)),
+    );
     let (cpu, wall, pm) = time(reps, || Ok(eval.mul_plain(&ca, &pb)?))?;
     report("ptmult", cpu, wall, Some(prec(&want, &eval.rescale(&pm)?)?));
     let (cpu, wall, _) = time(reps, || Ok(sk.decrypt(&ca)?))?;

@@ -4,7 +4,7 @@
 //!   SAC 2018): from residues modulo `D = d_1⋯d_k`, residues of `x + u·D` modulo other primes,
 //!   with `0 ≤ u < k`. This is ModUp of hybrid key switching. Cost: `k` Shoup products plus
 //!   `k` lazily accumulated products per output residue.
-//!   [`BasisConverter::convert_limb_exact`] removes `u` with a floating-point estimate of
+//!   [`BasisConverter::convert_into`] with the overflow removes `u` with a floating-point estimate of
 //!   `floor(Σ y_i / d_i)` (Halevi–Polyakov–Shoup, CT-RSA 2019).
 //! - [`DivideAndRound`]: from `x` modulo `B·C`, `round(x / C)` modulo `B`. This is ModDown
 //!   (`C = P`) and rescaling (`C = q_l`); exact rounding keeps the key-switching noise at
@@ -114,60 +114,66 @@ impl BasisConverter {
         y
     }
 
-    /// Second step: residues modulo target `j` from the prepared `y`, written to `out`.
-    pub fn convert_limb(&self, y: &[u64], j: usize, out: &mut [u64]) {
-        let n = out.len();
-        let t = &self.to[j];
-        let row = &self.dhat_mod_t[j];
-        let ys: Vec<&[u64]> = y.chunks_exact(n).collect();
-        match ys.len() {
-            // Unrolled small cases: the common digit sizes of key switching.
-            1 => out
-                .iter_mut()
-                .zip(ys[0])
-                .for_each(|(o, &a)| *o = t.reduce_u128(a as u128 * row[0] as u128)),
-            _ => {
-                for (c, o) in out.iter_mut().enumerate() {
-                    let mut acc = 0u128;
-                    for (yi, &r) in ys.iter().zip(row) {
-                        acc += yi[c] as u128 * r as u128;
-                    }
-                    *o = t.reduce_u128(acc);
-                }
-            }
-        }
-    }
-
     /// The overflow `v = floor(Σ_i y_i / d_i)` of each coefficient, so that
     /// `x = Σ_i y_i·(D/d_i) − v·D` exactly (wrong by one only when `x/D` lies within about
     /// 2^-45 of an integer).
     pub fn overflow(&self, y: &[u64], n: usize) -> Vec<u64> {
-        let ys: Vec<&[u64]> = y.chunks_exact(n).collect();
-        (0..n)
-            .map(|c| {
-                ys.iter()
-                    .zip(&self.d_inv_f64)
-                    .map(|(yi, &inv)| yi[c] as f64 * inv)
-                    .sum::<f64>() as u64
-            })
-            .collect()
+        let mut acc = vec![0f64; n];
+        for (yi, &inv) in y.chunks_exact(n).zip(&self.d_inv_f64) {
+            acc.iter_mut()
+                .zip(yi)
+                .for_each(|(a, &x)| *a += x as f64 * inv);
+        }
+        acc.into_iter().map(|a| a as u64).collect()
     }
 
-    /// Exact residues of `x mod D` (in `[0, D)`) modulo target `j`, from the prepared `y` and
-    /// its [`overflow`](Self::overflow) `v`.
-    pub fn convert_limb_exact(&self, y: &[u64], v: &[u64], j: usize, out: &mut [u64]) {
-        let n = out.len();
-        let t = &self.to[j];
-        let row = &self.dhat_mod_t[j];
-        let neg_d = self.neg_d_mod_t[j] as u128;
-        let ys: Vec<&[u64]> = y.chunks_exact(n).collect();
-        for (c, o) in out.iter_mut().enumerate() {
-            let mut acc = v[c] as u128 * neg_d;
-            for (yi, &r) in ys.iter().zip(row) {
-                acc += yi[c] as u128 * r as u128;
+    /// Second step: for each `(j, out)` in `outs`, the residues modulo target `j` from the
+    /// prepared `y` (`n` = length of each out). With `v` = [`overflow`](Self::overflow) the
+    /// result is exact (`x mod D` in `[0, D)`); without, it is `x + u·D` with `0 ≤ u < k`.
+    ///
+    /// The work is cut into blocks of coefficients, in parallel: a block of `y` over all
+    /// sources stays in L1 while every target is computed from it, with one lazy 128-bit
+    /// accumulation and one reduction per output residue.
+    pub fn convert_into(&self, y: &[u64], v: Option<&[u64]>, outs: Vec<(usize, &mut [u64])>) {
+        const BLOCK: usize = 256;
+        let Some(n) = outs.first().map(|(_, o)| o.len()) else {
+            return;
+        };
+        let mut blocks: Vec<Vec<(usize, &mut [u64])>> = (0..n.div_ceil(BLOCK))
+            .map(|_| Vec::with_capacity(outs.len()))
+            .collect();
+        for (j, out) in outs {
+            for (blk, chunk) in blocks.iter_mut().zip(out.chunks_mut(BLOCK)) {
+                blk.push((j, chunk));
             }
-            *o = t.reduce_u128(acc);
         }
+        blocks.into_par_iter().enumerate().for_each(|(b, outs)| {
+            let start = b * BLOCK;
+            let mut acc = [0u128; BLOCK];
+            for (j, o) in outs {
+                let len = o.len();
+                let acc = &mut acc[..len];
+                match v {
+                    Some(v) => {
+                        let neg_d = self.neg_d_mod_t[j] as u128;
+                        acc.iter_mut()
+                            .zip(&v[start..start + len])
+                            .for_each(|(a, &v)| *a = v as u128 * neg_d);
+                    }
+                    None => acc.fill(0),
+                }
+                for (yi, &r) in y.chunks_exact(n).zip(&self.dhat_mod_t[j]) {
+                    let r = r as u128;
+                    acc.iter_mut()
+                        .zip(&yi[start..start + len])
+                        .for_each(|(a, &x)| *a += x as u128 * r);
+                }
+                let t = &self.to[j];
+                o.iter_mut()
+                    .zip(acc.iter())
+                    .for_each(|(o, &a)| *o = t.reduce_u128(a));
+            }
+        });
     }
 
     /// Both steps: converts `input` (source limbs, coefficient form) into the first
@@ -175,9 +181,7 @@ impl BasisConverter {
     pub fn convert(&self, input: &[u64], out: &mut RnsPoly) {
         let n = out.n();
         let y = self.prepare(input, n);
-        out.par_limbs_mut()
-            .enumerate()
-            .for_each(|(j, o)| self.convert_limb(&y, j, o));
+        self.convert_into(&y, None, out.limbs_mut().enumerate().collect());
     }
 }
 
@@ -224,56 +228,54 @@ impl DivideAndRound {
     /// `x_keep` holds `x mod b_j` in NTT form and is overwritten; `x_drop` holds `x mod c_i` in
     /// coefficient form. `keep` are the primes of `x_keep`.
     pub fn apply_ntt(&self, x_keep: &mut RnsPoly, x_drop: &RnsPoly, keep: &[Prime]) {
-        let (y, v) = self.prepare(x_drop);
-        x_keep
-            .par_limbs_mut()
+        let mut rem = self.remainder(x_drop, x_keep.num_limbs());
+        rem.par_limbs_mut()
+            .zip(x_keep.par_limbs_mut())
             .zip(keep)
             .enumerate()
-            .for_each(|(j, (xl, p))| {
-                let mut t = self.remainder_limb(&y, &v, j, xl.len());
-                p.forward(&mut t);
-                self.finish_limb(xl, &t, j, p.modulus());
+            .for_each(|(j, ((r, x), p))| {
+                p.forward(r);
+                self.finish_limb(x, r, j, p.modulus());
             });
     }
 
     /// The same division with `x_keep` in coefficient form.
     pub fn apply_coeff(&self, x_keep: &mut RnsPoly, x_drop: &RnsPoly, keep: &[Modulus]) {
-        let (y, v) = self.prepare(x_drop);
-        x_keep
-            .par_limbs_mut()
+        let rem = self.remainder(x_drop, x_keep.num_limbs());
+        rem.par_limbs()
+            .zip(x_keep.par_limbs_mut())
             .zip(keep)
             .enumerate()
-            .for_each(|(j, (xl, m))| {
-                let t = self.remainder_limb(&y, &v, j, xl.len());
-                self.finish_limb(xl, &t, j, m);
+            .for_each(|(j, ((r, x), m))| {
+                self.finish_limb(x, r, j, m);
             });
     }
 
-    /// Shifts `x mod C` by `floor(C/2)` (so that the floor below is a rounding) and prepares
-    /// its exact conversion.
-    fn prepare(&self, x_drop: &RnsPoly) -> (Vec<u64>, Vec<u64>) {
+    /// `((x + floor(C/2)) mod C) − floor(C/2)` modulo the first `limbs` keep primes, in
+    /// coefficient form: adding `floor(C/2)` before the exact conversion turns the floor of
+    /// the division into a rounding.
+    fn remainder(&self, x_drop: &RnsPoly, limbs: usize) -> RnsPoly {
         let n = x_drop.n();
-        let mut shifted = x_drop.clone();
-        shifted
-            .par_limbs_mut()
-            .zip(&self.conv.from)
+        let conv = &self.conv;
+        let mut y = x_drop.data().to_vec();
+        y.par_chunks_exact_mut(n)
+            .zip(&conv.from)
             .zip(&self.half_mod_drop)
-            .for_each(|((l, m), &h)| {
-                l.iter_mut().for_each(|x| *x = m.add(*x, h));
+            .zip(&conv.dhat_inv)
+            .for_each(|(((l, m), &h), &(w, ws))| {
+                l.iter_mut()
+                    .for_each(|x| *x = m.mul_shoup(m.add(*x, h), w, ws));
             });
-        let y = self.conv.prepare(shifted.data(), n);
-        let v = self.conv.overflow(&y, n);
-        (y, v)
-    }
-
-    /// `((x + floor(C/2)) mod C) − floor(C/2)` modulo keep prime `j`, coefficient form.
-    fn remainder_limb(&self, y: &[u64], v: &[u64], j: usize, n: usize) -> Vec<u64> {
-        let m = &self.conv.to[j];
-        let mut t = vec![0u64; n];
-        self.conv.convert_limb_exact(y, v, j, &mut t);
-        let h = self.half_mod_keep[j];
-        t.iter_mut().for_each(|x| *x = m.sub(*x, h));
-        t
+        let v = conv.overflow(&y, n);
+        let mut rem = RnsPoly::zero(n, limbs);
+        conv.convert_into(&y, Some(&v), rem.limbs_mut().enumerate().collect());
+        rem.par_limbs_mut()
+            .zip(&self.half_mod_keep)
+            .zip(&conv.to)
+            .for_each(|((r, &h), m)| {
+                r.iter_mut().for_each(|x| *x = m.sub(*x, h));
+            });
+        rem
     }
 
     /// `x <- (x − remainder) · C^{-1}` on keep prime `j`, in whichever domain both are.
