@@ -14,7 +14,7 @@
 
 use rayon::prelude::*;
 
-use hetal_ring::{Automorphism, Prime, RnsPoly};
+use hetal_ring::{kernels, Automorphism, Prime, RnsPoly};
 
 use crate::{keys::SwitchingKey, Params};
 
@@ -96,44 +96,30 @@ pub(crate) fn inner_product(
             } else {
                 top + 1 + (i - level - 1)
             };
-            // Blocks of coefficients keep the 128-bit accumulators in L1; one reduction each.
-            const BLOCK: usize = 256;
-            let (mut acc0, mut acc1) = ([0u128; BLOCK], [0u128; BLOCK]);
-            for (blk, (o0, o1)) in o0.chunks_mut(BLOCK).zip(o1.chunks_mut(BLOCK)).enumerate() {
-                let (start, len) = (blk * BLOCK, o0.len());
-                let (acc0, acc1) = (&mut acc0[..len], &mut acc1[..len]);
-                acc0.fill(0);
-                acc1.fill(0);
-                for (digit, [kb, ka]) in dec.digits.iter().zip(&key.digits) {
-                    let d = digit.limb(i);
-                    let (kb, ka) = (
-                        &kb.limb(key_limb)[start..start + len],
-                        &ka.limb(key_limb)[start..start + len],
-                    );
-                    let terms = acc0.iter_mut().zip(acc1.iter_mut()).zip(kb.iter().zip(ka));
-                    match perm {
-                        Some(p) => terms.zip(&p[start..start + len]).for_each(
-                            |(((x0, x1), (&b, &a)), &src)| {
-                                let v = d[src as usize] as u128;
-                                *x0 += v * b as u128;
-                                *x1 += v * a as u128;
-                            },
-                        ),
-                        None => terms.zip(&d[start..start + len]).for_each(
-                            |(((x0, x1), (&b, &a)), &v)| {
-                                *x0 += v as u128 * b as u128;
-                                *x1 += v as u128 * a as u128;
-                            },
-                        ),
-                    }
-                }
-                o0.iter_mut()
-                    .zip(acc0.iter())
-                    .for_each(|(o, &a)| *o = m.reduce_u128(a));
-                o1.iter_mut()
-                    .zip(acc1.iter())
-                    .for_each(|(o, &a)| *o = m.reduce_u128(a));
-            }
+            // σ(digit) is gathered once per limb, then both products run as vector kernels.
+            let digits: Vec<Vec<u64>> = dec
+                .digits
+                .iter()
+                .map(|d| {
+                    let l = d.limb(i);
+                    perm.map_or_else(
+                        || l.to_vec(),
+                        |p| p.iter().map(|&s| l[s as usize]).collect(),
+                    )
+                })
+                .collect();
+            let tb: Vec<(&[u64], &[u64])> = digits
+                .iter()
+                .zip(&key.digits)
+                .map(|(d, [b, _])| (&d[..], b.limb(key_limb)))
+                .collect();
+            let ta: Vec<(&[u64], &[u64])> = digits
+                .iter()
+                .zip(&key.digits)
+                .map(|(d, [_, a])| (&d[..], a.limb(key_limb)))
+                .collect();
+            kernels::dot_product(&tb, m, o0);
+            kernels::dot_product(&ta, m, o1);
         });
     [out0, out1]
 }

@@ -15,7 +15,7 @@
 
 use rayon::prelude::*;
 
-use crate::{Modulus, Prime, RingError, RnsPoly};
+use crate::{kernels, Modulus, Prime, RingError, RnsPoly};
 
 fn check_distinct(moduli: &[&Modulus]) -> Result<(), RingError> {
     for (i, a) in moduli.iter().enumerate() {
@@ -46,6 +46,8 @@ pub struct BasisConverter {
     neg_d_mod_t: Vec<u64>,
     /// `1 / d_i` in floating point.
     d_inv_f64: Vec<f64>,
+    /// All primes below 2^50: the vectorizable split kernel applies.
+    narrow: bool,
 }
 
 impl BasisConverter {
@@ -80,6 +82,10 @@ impl BasisConverter {
             .collect();
         let neg_d_mod_t = to.iter().map(|t| t.neg(product_mod(from, t))).collect();
         let d_inv_f64 = from.iter().map(|d| 1.0 / d.value() as f64).collect();
+        let narrow = from
+            .iter()
+            .chain(to)
+            .all(|m| m.value() < kernels::NARROW_BOUND);
         Ok(Self {
             from: from.to_vec(),
             to: to.to_vec(),
@@ -87,6 +93,7 @@ impl BasisConverter {
             dhat_mod_t,
             neg_d_mod_t,
             d_inv_f64,
+            narrow,
         })
     }
 
@@ -149,24 +156,39 @@ impl BasisConverter {
         }
         blocks.into_par_iter().enumerate().for_each(|(b, outs)| {
             let start = b * BLOCK;
+            let len = outs.first().map_or(0, |(_, o)| o.len());
+            let ys: Vec<&[u64]> = y
+                .chunks_exact(n)
+                .map(|yi| &yi[start..start + len])
+                .collect();
+            let v = v.map(|v| &v[start..start + len]);
             let mut acc = [0u128; BLOCK];
+            let (mut ll, mut mid, mut hh) = ([0u64; BLOCK], [0u64; BLOCK], [0u64; BLOCK]);
             for (j, o) in outs {
-                let len = o.len();
                 let acc = &mut acc[..len];
-                match v {
-                    Some(v) => {
-                        let neg_d = self.neg_d_mod_t[j] as u128;
-                        acc.iter_mut()
-                            .zip(&v[start..start + len])
-                            .for_each(|(a, &v)| *a = v as u128 * neg_d);
+                let row = &self.dhat_mod_t[j];
+                if self.narrow {
+                    let (ll, mid, hh) = (&mut ll[..len], &mut mid[..len], &mut hh[..len]);
+                    pulp::Arch::new().dispatch(|| kernels::split_mac(&ys, row, ll, mid, hh));
+                    for (((a, &l), &m), &h) in
+                        acc.iter_mut().zip(ll.iter()).zip(mid.iter()).zip(hh.iter())
+                    {
+                        *a = kernels::recombine(l, m, h);
                     }
-                    None => acc.fill(0),
+                } else {
+                    acc.fill(0);
+                    for (yi, &r) in ys.iter().zip(row) {
+                        let r = r as u128;
+                        acc.iter_mut()
+                            .zip(yi.iter())
+                            .for_each(|(a, &x)| *a += x as u128 * r);
+                    }
                 }
-                for (yi, &r) in y.chunks_exact(n).zip(&self.dhat_mod_t[j]) {
-                    let r = r as u128;
+                if let Some(v) = v {
+                    let neg_d = self.neg_d_mod_t[j] as u128;
                     acc.iter_mut()
-                        .zip(&yi[start..start + len])
-                        .for_each(|(a, &x)| *a += x as u128 * r);
+                        .zip(v)
+                        .for_each(|(a, &v)| *a += v as u128 * neg_d);
                 }
                 let t = &self.to[j];
                 o.iter_mut()

@@ -21,6 +21,7 @@
 mod automorphism;
 mod basis;
 mod error;
+pub mod kernels;
 mod modulus;
 mod ntt;
 mod poly;
