@@ -170,13 +170,23 @@ impl Evaluator {
     /// # Errors
     /// Level, scale or slot mismatch.
     pub fn add_assign(&self, a: &mut Ciphertext, b: &Ciphertext) -> Result<(), CkksError> {
+        self.combine_assign(a, b, RnsPoly::add_assign)
+    }
+
+    /// Checks that `a` and `b` can be added, then applies `op` to both components.
+    fn combine_assign(
+        &self,
+        a: &mut Ciphertext,
+        b: &Ciphertext,
+        op: fn(&mut RnsPoly, &RnsPoly, &[hetal_ring::Prime]),
+    ) -> Result<(), CkksError> {
         self.check_ct(a)?;
         self.check_ct(b)?;
         self.check_pair(a.level(), a.scale, b.level(), b.scale)?;
         Self::check_slots(a.slots, b.slots)?;
         let primes = self.params.q_primes(a.level());
-        a.c0.add_assign(&b.c0, primes);
-        a.c1.add_assign(&b.c1, primes);
+        op(&mut a.c0, &b.c0, primes);
+        op(&mut a.c1, &b.c1, primes);
         Ok(())
     }
 
@@ -195,14 +205,7 @@ impl Evaluator {
     /// # Errors
     /// Level, scale or slot mismatch.
     pub fn sub_assign(&self, a: &mut Ciphertext, b: &Ciphertext) -> Result<(), CkksError> {
-        self.check_ct(a)?;
-        self.check_ct(b)?;
-        self.check_pair(a.level(), a.scale, b.level(), b.scale)?;
-        Self::check_slots(a.slots, b.slots)?;
-        let primes = self.params.q_primes(a.level());
-        a.c0.sub_assign(&b.c0, primes);
-        a.c1.sub_assign(&b.c1, primes);
-        Ok(())
+        self.combine_assign(a, b, RnsPoly::sub_assign)
     }
 
     /// `-a`.

@@ -8,8 +8,8 @@
 use std::sync::Arc;
 
 use hetal_ckks::{
-    presets, Ciphertext, CkksError, Encoder, Evaluator, KeyGenerator, Params, PrecisionStats,
-    SecretKey,
+    presets, Ciphertext, CkksError, Encoder, Evaluator, KeyGenerator, Params, Plaintext,
+    PrecisionStats, SecretKey,
 };
 use num_complex::Complex64;
 use rand::{Rng, SeedableRng};
@@ -70,16 +70,13 @@ impl Fixture {
             .collect()
     }
 
+    fn encode_top(&self, v: &[Complex64], slots: usize) -> Plaintext {
+        let (level, scale) = (self.params.max_level(), self.params.default_scale());
+        self.enc.encode(v, slots, level, scale).unwrap()
+    }
+
     fn encrypt(&mut self, v: &[Complex64], slots: usize) -> Ciphertext {
-        let pt = self
-            .enc
-            .encode(
-                v,
-                slots,
-                self.params.max_level(),
-                self.params.default_scale(),
-            )
-            .unwrap();
+        let pt = self.encode_top(v, slots);
         self.sk.encrypt(&pt, &mut self.rng).unwrap()
     }
 
@@ -87,15 +84,7 @@ impl Fixture {
         let mut keygen =
             KeyGenerator::with_rng(&self.params, ChaCha20Rng::seed_from_u64(seed() + 7));
         let pk = keygen.gen_public_key(&self.sk);
-        let pt = self
-            .enc
-            .encode(
-                v,
-                slots,
-                self.params.max_level(),
-                self.params.default_scale(),
-            )
-            .unwrap();
+        let pt = self.encode_top(v, slots);
         pk.encrypt(&self.params, &pt, &mut self.rng).unwrap()
     }
 
