@@ -92,4 +92,7 @@ pub enum CkksError {
     /// An object was made for other parameters.
     #[error("object belongs to other parameters")]
     ParamsMismatch,
+    /// A serialized object could not be decoded (see [`crate::serial`]).
+    #[error("cannot decode: {0}")]
+    Decode(#[from] crate::serial::DecodeError),
 }

@@ -25,6 +25,9 @@
 //! assert!((out[0] - 4.0).abs() < 1e-6 && (out[3] - 1.0).abs() < 1e-6);
 //! ```
 //!
+//! Objects are saved and loaded with [`serial`], a versioned binary format whose decoders
+//! validate everything against the parameters and never panic on hostile input.
+//!
 //! Terms used throughout: `level` is the number of ciphertext primes − 1 (a fresh ciphertext
 //! is at `max_level()`); `depth` is the number of levels an operation consumes; `scale` (Δ) is
 //! the factor the message is multiplied by, `log_scale` its log2.
@@ -37,6 +40,7 @@ mod keys;
 mod keyswitch;
 mod params;
 mod precision;
+pub mod serial;
 
 pub use ciphertext::{Ciphertext, Plaintext};
 pub use encoding::Encoder;
@@ -45,3 +49,4 @@ pub use evaluator::{Evaluator, OpCounts, SCALE_TOLERANCE};
 pub use keys::{EvalKeySet, KeyGenerator, PublicKey, SecretKey, SwitchingKey};
 pub use params::{max_log_qp, presets, Params, ParamsLiteral, SecretDist};
 pub use precision::PrecisionStats;
+pub use serial::{DecodeError, DecodeLimits, ObjectKind};
