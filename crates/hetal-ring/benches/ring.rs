@@ -1,6 +1,8 @@
 //! Micro-benchmarks of the ring kernels at N = 2^16: NTT, basis conversion, division by a
 //! sub-basis. `cargo bench -p hetal-ring`.
 
+#![allow(clippy::unwrap_used, missing_docs, reason = "benchmark harness")]
+
 use criterion::{criterion_group, criterion_main, Criterion};
 use hetal_ring::{
     primes, sampling, BasisConverter, DivideAndRound, Modulus, NttOrder, Prime, RnsPoly,
