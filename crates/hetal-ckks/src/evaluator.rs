@@ -325,11 +325,28 @@ impl Evaluator {
         self.check_ct(a)?;
         let level = a.level();
         let q = self.params.q_primes(level)[level].value() as f64;
-        let consts = self.complex_constant(level, c, q)?;
+        self.mul_const_with_scale(a, c, q)
+    }
+
+    /// `a · c` in every slot with the constant encoded as `round(c · const_scale)`: the result's
+    /// scale is `a.scale() · const_scale`. Choosing `const_scale` lets a caller land a product on
+    /// any target scale after the next rescale (`target · q_level / a.scale()`).
+    ///
+    /// # Errors
+    /// [`CkksError::Encode`] if `c · const_scale` is not finite or above 2^127.
+    pub fn mul_const_with_scale(
+        &self,
+        a: &Ciphertext,
+        c: Complex64,
+        const_scale: f64,
+    ) -> Result<Ciphertext, CkksError> {
+        self.check_ct(a)?;
+        let level = a.level();
+        let consts = self.complex_constant(level, c, const_scale)?;
         let mut out = a.clone();
         self.apply_constant(&mut out.c0, level, &consts, false);
         self.apply_constant(&mut out.c1, level, &consts, false);
-        out.scale *= q;
+        out.scale *= const_scale;
         self.counters.add(Op::ConstMult, 1);
         Ok(out)
     }
