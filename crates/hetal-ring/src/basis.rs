@@ -48,6 +48,8 @@ pub struct BasisConverter {
     d_inv_f64: Vec<f64>,
     /// All primes below 2^50: the vectorizable split kernel applies.
     narrow: bool,
+    /// A constant added to every output residue of target `j` (empty: none).
+    offset: Vec<u64>,
 }
 
 impl BasisConverter {
@@ -94,6 +96,7 @@ impl BasisConverter {
             neg_d_mod_t,
             d_inv_f64,
             narrow,
+            offset: Vec::new(),
         })
     }
 
@@ -190,6 +193,9 @@ impl BasisConverter {
                         .zip(v)
                         .for_each(|(a, &v)| *a += v as u128 * neg_d);
                 }
+                if let Some(&c) = self.offset.get(j) {
+                    acc.iter_mut().for_each(|a| *a += c as u128);
+                }
                 let t = &self.to[j];
                 o.iter_mut()
                     .zip(acc.iter())
@@ -213,8 +219,6 @@ pub struct DivideAndRound {
     conv: BasisConverter,
     /// `floor(C/2) mod c_i`, added before the conversion so that flooring becomes rounding.
     half_mod_drop: Vec<u64>,
-    /// `floor(C/2) mod b_j`, taken off again after the conversion.
-    half_mod_keep: Vec<u64>,
     /// `C^{-1} mod b_j` with its Shoup companion.
     c_inv: Vec<(u64, u64)>,
 }
@@ -225,15 +229,16 @@ impl DivideAndRound {
     /// # Errors
     /// [`RingError::RepeatedPrime`] if a prime repeats.
     pub fn new(keep: &[Modulus], drop: &[Modulus]) -> Result<Self, RingError> {
-        let conv = BasisConverter::new(drop, keep)?;
+        let mut conv = BasisConverter::new(drop, keep)?;
         let half = |m: &Modulus| {
             let c = product_mod(drop, m);
             // floor(C/2) = (C - 1)/2 for odd C: computed as (C - 1) · 2^{-1} mod m.
             m.mul(m.sub(c, 1 % m.value()), m.inv(2).unwrap_or(0))
         };
+        // floor(C/2) is taken off again by the conversion itself, as an offset.
+        conv.offset = keep.iter().map(|m| m.neg(half(m))).collect();
         Ok(Self {
             half_mod_drop: drop.iter().map(half).collect(),
-            half_mod_keep: keep.iter().map(half).collect(),
             c_inv: keep
                 .iter()
                 .map(|b| {
@@ -290,13 +295,8 @@ impl DivideAndRound {
             });
         let v = conv.overflow(&y, n);
         let mut rem = RnsPoly::zero(n, limbs);
+        // The converter's offset takes floor(C/2) off again.
         conv.convert_into(&y, Some(&v), rem.limbs_mut().enumerate().collect());
-        rem.par_limbs_mut()
-            .zip(&self.half_mod_keep)
-            .zip(&conv.to)
-            .for_each(|((r, &h), m)| {
-                r.iter_mut().for_each(|x| *x = m.sub(*x, h));
-            });
         rem
     }
 

@@ -42,24 +42,20 @@ impl Modulus {
     }
 
     /// `a + b mod q` for `a, b < q`.
+    ///
+    /// Branch-free (residues are random, so a branch would mispredict half the time): of `s`
+    /// and `s - q` (wrapping), the smaller is the reduced sum.
     #[inline(always)]
     pub fn add(&self, a: u64, b: u64) -> u64 {
         let s = a + b;
-        if s >= self.q {
-            s - self.q
-        } else {
-            s
-        }
+        s.min(s.wrapping_sub(self.q))
     }
 
-    /// `a - b mod q` for `a, b < q`.
+    /// `a - b mod q` for `a, b < q`, branch-free like [`Modulus::add`].
     #[inline(always)]
     pub fn sub(&self, a: u64, b: u64) -> u64 {
-        if a >= b {
-            a - b
-        } else {
-            a + self.q - b
-        }
+        let d = a.wrapping_sub(b);
+        d.min(d.wrapping_add(self.q))
     }
 
     /// `-a mod q` for `a < q`.
@@ -85,15 +81,10 @@ impl Modulus {
         let quot = (x1 as u128 * r1 as u128)
             .wrapping_add(mid1 >> 64)
             .wrapping_add(mid2 >> 64) as u64;
-        let mut r = x0.wrapping_sub(quot.wrapping_mul(self.q));
+        let r = x0.wrapping_sub(quot.wrapping_mul(self.q));
         // x - quot*q < 3q < 2^64 for q < 2^62.
-        if r >= self.q {
-            r -= self.q;
-        }
-        if r >= self.q {
-            r -= self.q;
-        }
-        r
+        let r = r.min(r.wrapping_sub(self.q));
+        r.min(r.wrapping_sub(self.q))
     }
 
     /// Reduces a 64-bit value mod q.
@@ -147,11 +138,7 @@ impl Modulus {
     #[inline(always)]
     pub fn mul_shoup(&self, a: u64, w: u64, w_shoup: u64) -> u64 {
         let r = self.mul_shoup_lazy(a, w, w_shoup);
-        if r >= self.q {
-            r - self.q
-        } else {
-            r
-        }
+        r.min(r.wrapping_sub(self.q))
     }
 
     /// `a^e mod q`.
