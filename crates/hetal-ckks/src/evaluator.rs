@@ -19,7 +19,7 @@ use rayon::prelude::*;
 use hetal_ring::{Automorphism, RnsPoly};
 
 use crate::keyswitch;
-use crate::{Ciphertext, CkksError, EvalKeySet, Params, Plaintext};
+use crate::{Ciphertext, CkksError, EvalKeySet, Params, Plaintext, SwitchingKey};
 
 /// Relative difference under which two scales count as equal (floating-point rounding only).
 pub const SCALE_TOLERANCE: f64 = 1e-12;
@@ -460,6 +460,74 @@ impl Evaluator {
         out.c0.truncate(level + 1);
         out.c1.truncate(level + 1);
         Ok(out)
+    }
+
+    /// Switches the key under which `a` decrypts, with a key from
+    /// [`KeyGenerator::gen_switching_key_between`](crate::KeyGenerator::gen_switching_key_between).
+    /// Uses no level.
+    ///
+    /// # Errors
+    /// [`CkksError::ParamsMismatch`] for a key or ciphertext of other parameters.
+    pub fn switch_key(&self, a: &Ciphertext, key: &SwitchingKey) -> Result<Ciphertext, CkksError> {
+        self.check_ct(a)?;
+        let qp = self.params.qp_primes().len();
+        if key.digits.len() != self.params.digits(self.params.max_level()).count()
+            || key
+                .digits
+                .iter()
+                .any(|[b, k]| b.num_limbs() != qp || k.num_limbs() != qp || b.n() != a.n())
+        {
+            return Err(CkksError::ParamsMismatch);
+        }
+        let [u0, c1] = keyswitch::switch(&self.params, &a.c1, key, None);
+        let mut c0 = a.c0.clone();
+        c0.add_assign(&u0, self.params.q_primes(a.level()));
+        self.counters.add(Op::KeySwitchFull, 1);
+        Ok(Ciphertext {
+            c0,
+            c1,
+            scale: a.scale,
+            slots: a.slots,
+        })
+    }
+
+    /// ModRaise: a ciphertext at level 0 (modulo `q_0`) becomes a ciphertext at the top level
+    /// by lifting its coefficients centred. It then decrypts to `m + q_0·I` with `I` a small
+    /// integer polynomial (`|I| ≤ (h + 1)/2` for a secret of Hamming weight `h`): the input of
+    /// bootstrapping's CoeffsToSlots. `a` may come from other parameters with the same `N` and
+    /// the same `q_0` (the bootstrapper checks that).
+    ///
+    /// # Errors
+    /// [`CkksError::NotEnoughLevels`] unless `a` is at level 0; [`CkksError::ParamsMismatch`]
+    /// for another ring degree.
+    pub fn mod_raise(&self, a: &Ciphertext) -> Result<Ciphertext, CkksError> {
+        if a.n() != self.params.n() || a.c1.num_limbs() != a.c0.num_limbs() {
+            return Err(CkksError::ParamsMismatch);
+        }
+        if a.level() != 0 {
+            return Err(CkksError::NotEnoughLevels {
+                have: a.level(),
+                need: 0,
+            });
+        }
+        let top = self.params.max_level();
+        let q0 = &self.params.q_primes(0)[0];
+        let raise = |c: &RnsPoly| {
+            let mut coeffs = c.limb(0).to_vec();
+            q0.inverse(&mut coeffs);
+            let centred: Vec<i64> = coeffs.iter().map(|&x| q0.modulus().center(x)).collect();
+            let primes = self.params.q_primes(top);
+            let mut out = RnsPoly::from_signed(&centred, primes);
+            out.ntt(primes);
+            out
+        };
+        let (c0, c1) = rayon::join(|| raise(&a.c0), || raise(&a.c1));
+        Ok(Ciphertext {
+            c0,
+            c1,
+            scale: a.scale,
+            slots: a.slots,
+        })
     }
 
     fn automorphism(&self, g: u64) -> Result<Automorphism, CkksError> {

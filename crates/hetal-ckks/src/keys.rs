@@ -201,6 +201,24 @@ impl<R: CryptoRng> KeyGenerator<R> {
         SwitchingKey { digits }
     }
 
+    /// A switching key from `from` to `to`, two secret keys of these parameters: after
+    /// [`Evaluator::switch_key`](crate::Evaluator::switch_key), a ciphertext under `from`
+    /// decrypts under `to`. Used by sparse-secret encapsulation in bootstrapping (a dense key
+    /// to an ephemeral sparse one and back).
+    ///
+    /// # Errors
+    /// [`CkksError::ParamsMismatch`] if a key belongs to other parameters.
+    pub fn gen_switching_key_between(
+        &mut self,
+        from: &SecretKey,
+        to: &SecretKey,
+    ) -> Result<SwitchingKey, CkksError> {
+        if from.params != self.params || to.params != self.params {
+            return Err(CkksError::ParamsMismatch);
+        }
+        Ok(self.gen_switching_key(to, &from.poly))
+    }
+
     /// The relinearization key (from `s²` to `s`).
     pub fn gen_relin_key(&mut self, sk: &SecretKey) -> SwitchingKey {
         let mut s2 = sk.poly.clone();
@@ -309,6 +327,25 @@ impl PublicKey {
 }
 
 impl SecretKey {
+    /// The same secret polynomial represented over the primes of `params` (same N), e.g. to
+    /// use one secret in two parameter sets that share `q_0`, as bootstrapping does.
+    ///
+    /// # Errors
+    /// [`CkksError::ParamsMismatch`] if the ring degrees differ.
+    pub fn reinterpret(&self, params: &Params) -> Result<SecretKey, CkksError> {
+        if params.n() != self.params.n() {
+            return Err(CkksError::ParamsMismatch);
+        }
+        let primes = params.qp_primes();
+        let mut poly = RnsPoly::from_signed(&self.coeffs, primes);
+        poly.ntt(primes);
+        Ok(SecretKey {
+            params: params.clone(),
+            coeffs: self.coeffs.clone(),
+            poly,
+        })
+    }
+
     /// The parameters the key belongs to.
     pub fn params(&self) -> &Params {
         &self.params
