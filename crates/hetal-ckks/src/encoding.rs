@@ -165,8 +165,18 @@ impl Encoder {
         self.decode(pt).into_iter().map(|z| z.re).collect()
     }
 
+    /// `exp(2πik/2N)`.
+    pub(crate) fn root(&self, k: usize) -> Complex64 {
+        self.roots[k]
+    }
+
+    /// `5^j mod 2N`.
+    pub(crate) fn rot_group(&self, j: usize) -> u64 {
+        self.rot_group[j]
+    }
+
     /// Slot values from polynomial-coefficient layout: evaluates at `ζ^{5^j}`.
-    fn special_fft(&self, v: &mut [Complex64]) {
+    pub(crate) fn special_fft(&self, v: &mut [Complex64]) {
         let size = v.len();
         let m = 2 * self.params.n();
         bit_reverse(v);
@@ -188,7 +198,7 @@ impl Encoder {
     }
 
     /// Inverse of [`Self::special_fft`].
-    fn special_fft_inv(&self, v: &mut [Complex64]) {
+    pub(crate) fn special_fft_inv(&self, v: &mut [Complex64]) {
         let size = v.len();
         let m = 2 * self.params.n();
         let mut len = size;

@@ -33,6 +33,7 @@
 //! the factor the message is multiplied by, `log_scale` its log2.
 
 mod ciphertext;
+pub mod dft;
 mod encoding;
 mod error;
 mod evaluator;
