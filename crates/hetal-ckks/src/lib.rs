@@ -41,6 +41,7 @@ mod keys;
 mod keyswitch;
 pub mod lintrans;
 mod params;
+pub mod poly_eval;
 mod precision;
 pub mod serial;
 
