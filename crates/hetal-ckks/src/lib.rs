@@ -32,6 +32,7 @@
 //! is at `max_level()`); `depth` is the number of levels an operation consumes; `scale` (Δ) is
 //! the factor the message is multiplied by, `log_scale` its log2.
 
+pub mod boot;
 mod ciphertext;
 pub mod dft;
 mod encoding;
@@ -45,6 +46,7 @@ pub mod poly_eval;
 mod precision;
 pub mod serial;
 
+pub use boot::{BootParams, Bootstrapper};
 pub use ciphertext::{Ciphertext, Plaintext};
 pub use encoding::Encoder;
 pub use error::CkksError;
