@@ -21,10 +21,14 @@
 //! conjugation and the rotations of [`Bootstrapper::rotations`]. The scale of the output equals
 //! that of the input.
 //!
-//! Not here yet: sparse-secret encapsulation is available as building blocks
-//! ([`Evaluator::switch_key`], [`SecretKey::reinterpret`](crate::SecretKey::reinterpret)) but
-//! not wired in; no arcsine correction; no double hoisting; real-valued pairs are not
-//! bootstrapped together.
+//! **Sparse-secret encapsulation** (Bossuat et al., ePrint 2022/024): with
+//! `ephemeral_weight = Some(h)`, the level-0 ciphertext is first switched from the dense main
+//! secret to an ephemeral secret of Hamming weight `h` in a small parameter set (`q_0` and one
+//! special prime, so its modulus is far below the sparse-secret bound), raised, and switched
+//! back to the main secret at the top level ([`BootKeys`]). `I` is then as small as a sparse
+//! secret makes it while every key stays as secure as the main parameters.
+//!
+//! Not here yet: arcsine correction; double hoisting.
 
 use std::collections::BTreeSet;
 use std::f64::consts::PI;
@@ -32,7 +36,15 @@ use std::f64::consts::PI;
 use crate::dft::{self, Diagonals};
 use crate::lintrans::{EncodedLinearTransform, LinearTransform};
 use crate::poly_eval::{ChebyshevPoly, PolyEvaluator};
-use crate::{Ciphertext, CkksError, Encoder, Evaluator, Params};
+use std::sync::Arc;
+
+use rand::{CryptoRng, SeedableRng};
+use rand_chacha::ChaCha20Rng;
+
+use crate::{
+    Ciphertext, CkksError, Encoder, EvalKeySet, Evaluator, KeyGenerator, Params, ParamsLiteral,
+    SecretDist, SecretKey, SwitchingKey,
+};
 
 /// The choices of a bootstrapping circuit. `Default` gives full slots.
 #[derive(Clone, Debug, PartialEq)]
@@ -48,6 +60,10 @@ pub struct BootParams {
     pub k: f64,
     /// Degree of the EvalMod interpolant (default 127).
     pub eval_mod_degree: usize,
+    /// Hamming weight of the ephemeral secret of sparse-secret encapsulation (default
+    /// `Some(32)`); `None` bootstraps under the main secret directly, which is only
+    /// accurate when the main secret is itself sparse.
+    pub ephemeral_weight: Option<usize>,
 }
 
 impl Default for BootParams {
@@ -58,8 +74,33 @@ impl Default for BootParams {
             stc_levels: 3,
             k: 12.0,
             eval_mod_degree: 127,
+            ephemeral_weight: Some(32),
         }
     }
+}
+
+/// The public keys of sparse-secret encapsulation: from the main secret to the ephemeral one
+/// (in the small parameter set, at level 0) and back (in the main parameters).
+#[derive(Clone, Debug, PartialEq)]
+pub struct BootKeys {
+    /// Main secret to ephemeral secret, over `q_0` and the ephemeral special prime.
+    pub to_sparse: SwitchingKey,
+    /// Ephemeral secret to main secret, over the main `Q·P`.
+    pub to_dense: SwitchingKey,
+}
+
+impl BootKeys {
+    /// Size of the key material in bytes.
+    pub fn size_bytes(&self) -> usize {
+        self.to_sparse.size_bytes() + self.to_dense.size_bytes()
+    }
+}
+
+/// The small parameter set of the ephemeral secret (the main `q_0`, one 61-bit special
+/// prime) with an evaluator for its one key switch.
+struct Ephemeral {
+    params: Params,
+    eval: Evaluator,
 }
 
 /// A bootstrapping circuit for one parameter set, with its linear transforms pre-encoded.
@@ -75,6 +116,7 @@ pub struct Bootstrapper {
     stc: Vec<EncodedLinearTransform>,
     eval_mod: ChebyshevPoly,
     rotations: Vec<i64>,
+    ephemeral: Option<Ephemeral>,
 }
 
 fn scale_group(group: &mut Diagonals, factor: f64) {
@@ -184,6 +226,32 @@ impl Bootstrapper {
             })
             .collect::<Result<Vec<_>, _>>()?;
 
+        let ephemeral = match boot.ephemeral_weight {
+            None => None,
+            Some(h) => {
+                let main = params.literal();
+                let literal = ParamsLiteral {
+                    log_q: vec![main.log_q[0]],
+                    log_p: vec![61],
+                    dnum: 1,
+                    secret: SecretDist::FixedWeight { h },
+                    ..main.clone()
+                };
+                // As secure as the main set: checked against the sparse-secret bound.
+                let eph = if params.is_secure() {
+                    Params::new(literal)?
+                } else {
+                    Params::new_insecure(literal)?
+                };
+                if eph.q_primes(0)[0].value() != params.q_primes(0)[0].value() {
+                    return Err(CkksError::InvalidParams(
+                        "the ephemeral parameters do not share q_0".into(),
+                    ));
+                }
+                let eval = Evaluator::new(&eph, Arc::new(EvalKeySet::default()));
+                Some(Ephemeral { params: eph, eval })
+            }
+        };
         let mut rotations: BTreeSet<i64> = cts
             .iter()
             .chain(&stc)
@@ -201,7 +269,35 @@ impl Bootstrapper {
             stc,
             eval_mod,
             rotations: rotations.into_iter().collect(),
+            ephemeral,
         })
+    }
+
+    /// Generates the encapsulation keys for the main secret `sk` (client side), or `None`
+    /// without encapsulation.
+    ///
+    /// # Errors
+    /// [`CkksError::ParamsMismatch`] if `sk` is not a key of these parameters.
+    pub fn gen_boot_keys<R: CryptoRng>(
+        &self,
+        sk: &SecretKey,
+        rng: R,
+    ) -> Result<Option<BootKeys>, CkksError> {
+        let Some(eph) = &self.ephemeral else {
+            return Ok(None);
+        };
+        if sk.params() != &self.params {
+            return Err(CkksError::ParamsMismatch);
+        }
+        let mut kg_eph = KeyGenerator::with_rng(&eph.params, rng);
+        let sparse = kg_eph.gen_secret_key();
+        let to_sparse = kg_eph.gen_switching_key_between(&sk.reinterpret(&eph.params)?, &sparse)?;
+        let mut kg_main = KeyGenerator::with_rng(&self.params, ChaCha20Rng::from_os_rng());
+        let to_dense = kg_main.gen_switching_key_between(&sparse.reinterpret(&self.params)?, sk)?;
+        Ok(Some(BootKeys {
+            to_sparse,
+            to_dense,
+        }))
     }
 
     /// The slot rotations whose keys bootstrapping needs (it also needs the conjugation key
@@ -226,12 +322,31 @@ impl Bootstrapper {
     }
 
     /// Bootstraps `ct` (at any level; it is first dropped to level 0). The result has
-    /// [`Bootstrapper::levels_after`] levels and the input's scale.
+    /// [`Bootstrapper::levels_after`] levels and the input's scale. `keys` are the
+    /// encapsulation keys ([`Bootstrapper::gen_boot_keys`]), required when the circuit uses
+    /// encapsulation.
     ///
     /// # Errors
     /// [`CkksError::SlotMismatch`] if `ct` has another slot count; missing keys; mismatched
     /// parameters.
-    pub fn bootstrap(&self, eval: &Evaluator, ct: &Ciphertext) -> Result<Ciphertext, CkksError> {
+    pub fn bootstrap(
+        &self,
+        eval: &Evaluator,
+        ct: &Ciphertext,
+        keys: Option<&BootKeys>,
+    ) -> Result<Ciphertext, CkksError> {
+        self.bootstrap_divided(eval, ct, keys, 1.0)
+    }
+
+    /// Bootstraps `ct / divisor`; the division is free (a change of scale label after
+    /// EvalMod). The output has the input's scale.
+    fn bootstrap_divided(
+        &self,
+        eval: &Evaluator,
+        ct: &Ciphertext,
+        keys: Option<&BootKeys>,
+        divisor: f64,
+    ) -> Result<Ciphertext, CkksError> {
         if ct.slots() != self.slots {
             return Err(CkksError::SlotMismatch {
                 lhs: ct.slots(),
@@ -247,7 +362,18 @@ impl Bootstrapper {
         // input_scale/Δ, and the output label undoes it.
         let mut x = eval.drop_to_level(ct, 0)?;
         x.set_scale(delta);
-        x = eval.mod_raise(&x)?;
+        x = match (&self.ephemeral, keys) {
+            (None, _) => eval.mod_raise(&x)?,
+            (Some(eph), Some(k)) => {
+                let sparse = eph.eval.switch_key(&x, &k.to_sparse)?;
+                eval.switch_key(&eval.mod_raise(&sparse)?, &k.to_dense)?
+            }
+            (Some(_), None) => {
+                return Err(CkksError::InvalidParams(
+                    "bootstrapping with encapsulation needs its keys".into(),
+                ))
+            }
+        };
         x.set_scale(self.sigma);
         let gap = self.params.n() / 2 / self.slots;
         if gap > 1 {
@@ -259,17 +385,45 @@ impl Bootstrapper {
         let conj = eval.conjugate(&x)?;
         let re = eval.add(&x, &conj)?;
         let im = eval.mul_i(&eval.sub(&x, &conj)?, true)?;
+        // EvalMod lands on Δ_em/divisor and is relabelled Δ_em: this divides m (and only m:
+        // the q_0·I part is gone by now) by `divisor` for free.
         let poly = PolyEvaluator::new(eval);
+        let target = self.delta_em / divisor;
         let (re, im) = rayon::join(
-            || poly.evaluate_to_scale(&re, &self.eval_mod, self.delta_em),
-            || poly.evaluate_to_scale(&im, &self.eval_mod, self.delta_em),
+            || poly.evaluate_to_scale(&re, &self.eval_mod, target),
+            || poly.evaluate_to_scale(&im, &self.eval_mod, target),
         );
-        let mut y = eval.add(&re?, &eval.mul_i(&im?, false)?)?;
+        let (mut re, mut im) = (re?, im?);
+        re.set_scale(self.delta_em);
+        im.set_scale(self.delta_em);
+        let mut y = eval.add(&re, &eval.mul_i(&im, false)?)?;
         for t in &self.stc {
             y = t.apply(eval, &y)?;
         }
         y.set_scale(input_scale);
         Ok(y)
+    }
+
+    /// Bootstraps two real-valued ciphertexts for the price of one: they are packed as
+    /// `z = x + i·y`, bootstrapped together as `z/2` (halved for free after EvalMod), and
+    /// separated by a conjugation, `x = z/2 + conj(z/2)`, `y = −i·(z/2 − conj(z/2))`. Both inputs need the same level, scale and slots,
+    /// and real slot values; both outputs have the inputs' scale.
+    ///
+    /// # Errors
+    /// As [`Bootstrapper::bootstrap`], and level/scale mismatches between `x` and `y`.
+    pub fn bootstrap_pair(
+        &self,
+        eval: &Evaluator,
+        x: &Ciphertext,
+        y: &Ciphertext,
+        keys: Option<&BootKeys>,
+    ) -> Result<(Ciphertext, Ciphertext), CkksError> {
+        let z = eval.add(x, &eval.mul_i(y, false)?)?;
+        let half = self.bootstrap_divided(eval, &z, keys, 2.0)?;
+        let conj = eval.conjugate(&half)?;
+        let re = eval.add(&half, &conj)?;
+        let im = eval.mul_i(&eval.sub(&half, &conj)?, true)?;
+        Ok((re, im))
     }
 
     /// The encoder of the parameters.

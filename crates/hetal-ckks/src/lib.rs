@@ -46,7 +46,7 @@ pub mod poly_eval;
 mod precision;
 pub mod serial;
 
-pub use boot::{BootParams, Bootstrapper};
+pub use boot::{BootKeys, BootParams, Bootstrapper};
 pub use ciphertext::{Ciphertext, Plaintext};
 pub use encoding::Encoder;
 pub use error::CkksError;
