@@ -471,13 +471,40 @@ pub mod presets {
         }
     }
 
+    /// Levels left to the user after bootstrapping with [`n16_boot`] and the default
+    /// [`BootParams`](crate::BootParams).
+    pub const N16_BOOT_LEVELS_AFTER: usize = 9;
+
+    /// `n16-boot`: N = 2^16, bootstrappable, 128-bit secure with a dense secret (sparse-secret
+    /// encapsulation keeps the h = 32 ephemeral secret inside a 116-bit modulus).
+    ///
+    /// Q, bottom to top: `q_0` of 55 bits (`q_0/Δ = 2^15`: the sine's curvature error is
+    /// ≈ 2^-27), 9 user levels at 2^40, 3 SlotsToCoeffs levels at 2^40, 7 EvalMod levels and
+    /// 3 CoeffsToSlots levels on 58-bit primes (EvalMod at scale ≈ 2^58 for precision); P =
+    /// eight 61-bit primes, above the largest of the 3 digits (8 × 58 bits). log2 QP ≈ 1603 ≤ 1747.
+    pub fn n16_boot() -> ParamsLiteral {
+        ParamsLiteral {
+            log_n: 16,
+            log_q: std::iter::once(55)
+                .chain(std::iter::repeat_n(40, N16_BOOT_LEVELS_AFTER + 3))
+                .chain(std::iter::repeat_n(58, 7 + 3))
+                .collect(),
+            log_p: vec![61; 8],
+            dnum: 3,
+            log_scale: 40,
+            secret: SecretDist::Ternary,
+            error_std: 3.2,
+        }
+    }
+
     /// The names of the presets, for the command line.
-    pub const NAMES: &[&str] = &["n16-leveled"];
+    pub const NAMES: &[&str] = &["n16-leveled", "n16-boot"];
 
     /// Looks a secure preset up by name.
     pub fn by_name(name: &str) -> Option<ParamsLiteral> {
         match name {
             "n16-leveled" => Some(n16_leveled()),
+            "n16-boot" => Some(n16_boot()),
             _ => None,
         }
     }
@@ -517,6 +544,20 @@ mod tests {
             .iter()
             .chain(p.p_primes())
             .all(|q| q.value() < 1 << 50 || q.value() < 1 << 41));
+    }
+
+    #[test]
+    fn bootstrapping_preset_is_secure_and_has_the_levels() {
+        let p = Params::new(presets::n16_boot()).unwrap();
+        assert!(
+            p.is_secure() && p.log_qp() <= 1747.0,
+            "log QP {}",
+            p.log_qp()
+        );
+        assert_eq!(p.max_level(), presets::N16_BOOT_LEVELS_AFTER + 3 + 7 + 3);
+        // The ephemeral set of encapsulation (q_0 and one 61-bit prime) is within the h = 32
+        // bound.
+        assert!(55 + 61 <= max_log_qp(16, SecretDist::FixedWeight { h: 32 }).unwrap());
     }
 
     #[test]

@@ -15,7 +15,9 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 use serde_json::json;
 
-use hetal_ckks::{presets, Encoder, Evaluator, KeyGenerator, Params, PrecisionStats};
+use hetal_ckks::{
+    presets, BootParams, Bootstrapper, Encoder, Evaluator, KeyGenerator, Params, PrecisionStats,
+};
 
 /// Arguments of `hetal bench ops`.
 #[derive(Args)]
@@ -53,14 +55,106 @@ fn time<T>(reps: usize, mut f: impl FnMut() -> anyhow::Result<T>) -> anyhow::Res
     Ok((median(&mut cpu), median(&mut wall), out))
 }
 
-/// Runs `hetal bench ops`.
-pub fn ops(args: &OpsArgs) -> anyhow::Result<()> {
-    if args.threads > 0 {
+fn set_threads(threads: usize) -> anyhow::Result<()> {
+    if threads > 0 {
         rayon::ThreadPoolBuilder::new()
-            .num_threads(args.threads)
+            .num_threads(threads)
             .build_global()
             .context("setting the thread count")?;
     }
+    Ok(())
+}
+
+/// Arguments of `hetal bench bootstrap`.
+#[derive(Args)]
+pub struct BootArgs {
+    /// Parameter preset (bootstrappable).
+    #[arg(long, default_value = "n16-boot", value_parser = clap::builder::PossibleValuesParser::new(presets::NAMES))]
+    preset: String,
+    /// Worker threads (0: all cores).
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+    /// Print one JSON line instead of text.
+    #[arg(long)]
+    json: bool,
+    /// Timed bootstraps (the median is reported; at least 3).
+    #[arg(long, default_value_t = 3)]
+    reps: usize,
+}
+
+/// Peak resident set size of this process, from `/proc/self/status` (0 where unavailable).
+fn peak_rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb * 1024)
+}
+
+/// Runs `hetal bench bootstrap`: key generation, then full-slot bootstrapping of uniform
+/// `[−1, 1] + i·[−1, 1]` values, with precision over all slots.
+pub fn bootstrap(args: &BootArgs) -> anyhow::Result<()> {
+    set_threads(args.threads)?;
+    let reps = args.reps.max(3);
+    let literal =
+        presets::by_name(&args.preset).ok_or_else(|| anyhow!("unknown preset {}", args.preset))?;
+    let params = Params::new(literal)?;
+    let boot = Bootstrapper::new(&params, &BootParams::default())
+        .with_context(|| format!("preset {} cannot bootstrap", args.preset))?;
+
+    let (c0, w0) = (ProcessTime::now(), Instant::now());
+    let mut keygen = KeyGenerator::new(&params);
+    let sk = keygen.gen_secret_key();
+    let keys = std::sync::Arc::new(keygen.gen_eval_keys(&sk, boot.rotations(), true));
+    let boot_keys = boot.gen_boot_keys(&sk, ChaCha20Rng::from_os_rng())?;
+    let keygen_s = w0.elapsed().as_secs_f64();
+    let keygen_cpu_s = c0.elapsed().as_secs_f64();
+    let key_bytes = keys.size_bytes() + boot_keys.as_ref().map_or(0, |k| k.size_bytes());
+
+    let eval = Evaluator::new(&params, keys);
+    let enc = boot.encoder();
+    let slots = boot.slots();
+    let mut rng = ChaCha20Rng::from_os_rng();
+    let z: Vec<Complex64> = (0..slots)
+        .map(|_| Complex64::new(rng.random_range(-1.0..1.0), rng.random_range(-1.0..1.0)))
+        .collect();
+    let ct = sk.encrypt(&enc.encode(&z, slots, 0, params.default_scale())?, &mut rng)?;
+    let (cpu, wall, out) = time(reps, || {
+        Ok(boot.bootstrap(&eval, &ct, boot_keys.as_ref())?)
+    })?;
+    let stats = PrecisionStats::new(&z, &enc.decode(&sk.decrypt(&out)?));
+    let line = json!({
+        "preset": args.preset,
+        "logn": params.log_n(),
+        "log_qp": (params.log_qp() * 10.0).round() / 10.0,
+        "security_bits": params.security_bits(),
+        "slots": slots,
+        "threads": rayon::current_num_threads(),
+        "keygen_s": keygen_s,
+        "keygen_cpu_s": keygen_cpu_s,
+        "key_bytes": key_bytes,
+        "rotation_keys": boot.rotations().len(),
+        "boot_cpu_s": cpu,
+        "boot_wall_s": wall,
+        "levels_after": out.level(),
+        "precision_mean_bits": (stats.mean_bits * 100.0).round() / 100.0,
+        "precision_worst_bits": (stats.min_bits * 100.0).round() / 100.0,
+        "peak_rss_bytes": peak_rss_bytes(),
+    });
+    if args.json {
+        println!("{line}");
+    } else {
+        println!("{}", serde_json::to_string_pretty(&line)?);
+    }
+    Ok(())
+}
+
+/// Runs `hetal bench ops`.
+pub fn ops(args: &OpsArgs) -> anyhow::Result<()> {
+    set_threads(args.threads)?;
     let reps = args.reps.max(5);
     let literal =
         presets::by_name(&args.preset).ok_or_else(|| anyhow!("unknown preset {}", args.preset))?;

@@ -1,7 +1,7 @@
 //! `hetal`: the command-line tool of the hetal project.
 //!
-//! For now it runs benchmarks of the CKKS engine (`hetal bench ops`); training commands come
-//! with the HETAL layer.
+//! For now it runs benchmarks of the CKKS engine (`hetal bench ops`, `hetal bench bootstrap`);
+//! training commands come with the HETAL layer.
 
 mod bench;
 
@@ -36,6 +36,8 @@ enum Command {
 enum BenchCommand {
     /// Times the leveled CKKS operations at the top level of a preset.
     Ops(bench::OpsArgs),
+    /// Times key generation and bootstrapping at a bootstrappable preset.
+    Bootstrap(bench::BootArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -44,5 +46,8 @@ fn main() -> anyhow::Result<()> {
         Command::Bench {
             what: BenchCommand::Ops(args),
         } => bench::ops(&args),
+        Command::Bench {
+            what: BenchCommand::Bootstrap(args),
+        } => bench::bootstrap(&args),
     }
 }
