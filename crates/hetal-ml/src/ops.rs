@@ -1,0 +1,209 @@
+//! The operations HETAL's algorithms need, as a trait with two backends.
+//!
+//! [`CkksOps`] is the server side: everything an algorithm may do to ciphertexts. It is
+//! implemented by [`CkksBackend`](crate::CkksBackend) (the real evaluator, on
+//! [`hetal_ckks::Ciphertext`]) and by [`SlotSim`](crate::SlotSim) (exact complex slot vectors,
+//! level and scale tracked, every operation counted). An algorithm written once against
+//! [`CkksOps`] therefore runs encrypted, and also runs keyless at full size to give its exact
+//! operation counts and depth.
+//!
+//! [`SlotClient`] is the client side: encryption and decryption of slot vectors, which needs
+//! the secret key (or, for the simulator, nothing).
+//!
+//! The semantics and the counters follow [`hetal_ckks::Evaluator`] exactly:
+//!
+//! | op | level | counters |
+//! |---|---|---|
+//! | `add`, `sub`, `neg`, `add_const`, `mul_i`, `drop_to_level` | — | none |
+//! | `mul_relin` | none (no rescale) | `ct_mult`, `keyswitch_full` |
+//! | `mul_plain` | none | `pt_mult` |
+//! | `mul_const` | none | `const_mult` |
+//! | `rescale` | −1 | `rescales` |
+//! | `rotate` | — | `rotations`, `keyswitch_full` (none for a rotation by a multiple of N/2) |
+//! | `rotate_hoisted` | — | per rotation: `rotations`, `keyswitch_hoisted` |
+//! | `conjugate` | — | `conjugations`, `keyswitch_full` |
+//!
+//! Operands of `add`/`sub` must agree in level, scale (relative tolerance
+//! [`hetal_ckks::SCALE_TOLERANCE`]) and slot count; products need equal levels. Both backends
+//! return the same [`CkksError`] variants on a mismatch.
+
+use hetal_ckks::{Ciphertext, CkksError, OpCounts};
+use num_complex::Complex64;
+
+/// Metadata every ciphertext-like value carries.
+pub trait Leveled {
+    /// The level (number of primes − 1).
+    fn level(&self) -> usize;
+    /// The scale Δ the message is multiplied by.
+    fn scale(&self) -> f64;
+    /// The number of slots.
+    fn slots(&self) -> usize;
+}
+
+impl Leveled for Ciphertext {
+    fn level(&self) -> usize {
+        Ciphertext::level(self)
+    }
+
+    fn scale(&self) -> f64 {
+        Ciphertext::scale(self)
+    }
+
+    fn slots(&self) -> usize {
+        Ciphertext::slots(self)
+    }
+}
+
+/// The homomorphic operations HETAL's algorithms use (server side, no secret key).
+///
+/// All operations allocate their result except the `_assign` forms. See the module doc for
+/// levels and counters.
+pub trait CkksOps {
+    /// The ciphertext type.
+    type Ct: Clone + Leveled;
+    /// An encoded plaintext multiplier (see [`CkksOps::encode_plain`]).
+    type Pt;
+
+    /// `a + b`.
+    ///
+    /// # Errors
+    /// Level, scale or slot mismatch.
+    fn add(&self, a: &Self::Ct, b: &Self::Ct) -> Result<Self::Ct, CkksError>;
+
+    /// `a += b`.
+    ///
+    /// # Errors
+    /// Level, scale or slot mismatch.
+    fn add_assign(&self, a: &mut Self::Ct, b: &Self::Ct) -> Result<(), CkksError>;
+
+    /// `a − b`.
+    ///
+    /// # Errors
+    /// Level, scale or slot mismatch.
+    fn sub(&self, a: &Self::Ct, b: &Self::Ct) -> Result<Self::Ct, CkksError>;
+
+    /// `−a`.
+    ///
+    /// # Errors
+    /// A foreign ciphertext.
+    fn neg(&self, a: &Self::Ct) -> Result<Self::Ct, CkksError>;
+
+    /// `a · b` with relinearization, without rescaling: the scale is the product.
+    ///
+    /// # Errors
+    /// Level or slot mismatch; a missing relinearization key.
+    fn mul_relin(&self, a: &Self::Ct, b: &Self::Ct) -> Result<Self::Ct, CkksError>;
+
+    /// Encodes a slot vector as a multiplier for ciphertexts at `level`: its scale is the top
+    /// prime `q_level`, so that [`CkksOps::mul_plain`] followed by [`CkksOps::rescale`] gives
+    /// back the ciphertext's scale (to floating-point rounding). `values.len()` is the slot
+    /// count.
+    ///
+    /// # Errors
+    /// A bad slot count, a non-finite value, or a level above the top.
+    fn encode_plain(&self, values: &[Complex64], level: usize) -> Result<Self::Pt, CkksError>;
+
+    /// `a ⊙ p` slot-wise, without rescaling.
+    ///
+    /// # Errors
+    /// Level or slot mismatch.
+    fn mul_plain(&self, a: &Self::Ct, p: &Self::Pt) -> Result<Self::Ct, CkksError>;
+
+    /// `a · c` in every slot, without rescaling; the constant is scaled by `q_level`, so the
+    /// next rescale restores `a`'s scale.
+    ///
+    /// # Errors
+    /// A non-finite constant.
+    fn mul_const(&self, a: &Self::Ct, c: Complex64) -> Result<Self::Ct, CkksError>;
+
+    /// `a + c` in every slot.
+    ///
+    /// # Errors
+    /// A constant out of range for the scale.
+    fn add_const(&self, a: &Self::Ct, c: Complex64) -> Result<Self::Ct, CkksError>;
+
+    /// `a · i`, or `a · (−i)` when `negative`: free (no level, no key, not counted).
+    ///
+    /// # Errors
+    /// A foreign ciphertext.
+    fn mul_i(&self, a: &Self::Ct, negative: bool) -> Result<Self::Ct, CkksError>;
+
+    /// Divides by the top prime: one level down.
+    ///
+    /// # Errors
+    /// [`CkksError::NotEnoughLevels`] at level 0.
+    fn rescale(&self, a: &Self::Ct) -> Result<Self::Ct, CkksError>;
+
+    /// In-place [`CkksOps::rescale`].
+    ///
+    /// # Errors
+    /// [`CkksError::NotEnoughLevels`] at level 0.
+    fn rescale_assign(&self, a: &mut Self::Ct) -> Result<(), CkksError>;
+
+    /// Drops to `level` without dividing (value and scale unchanged).
+    ///
+    /// # Errors
+    /// [`CkksError::NotEnoughLevels`] if `level` is above the current one.
+    fn drop_to_level(&self, a: &Self::Ct, level: usize) -> Result<Self::Ct, CkksError>;
+
+    /// Rotates the slots left by `k` (right for negative `k`), cyclically.
+    ///
+    /// # Errors
+    /// [`CkksError::MissingGaloisKey`] when the key for `k` is missing.
+    fn rotate(&self, a: &Self::Ct, k: i64) -> Result<Self::Ct, CkksError>;
+
+    /// Rotates by each of `ks`, sharing one decomposition (hoisting).
+    ///
+    /// # Errors
+    /// [`CkksError::MissingGaloisKey`] when a key is missing.
+    fn rotate_hoisted(&self, a: &Self::Ct, ks: &[i64]) -> Result<Vec<Self::Ct>, CkksError>;
+
+    /// Complex conjugation of every slot.
+    ///
+    /// # Errors
+    /// [`CkksError::MissingGaloisKey`] when the conjugation key is missing.
+    fn conjugate(&self, a: &Self::Ct) -> Result<Self::Ct, CkksError>;
+
+    /// Operation counts since creation or the last [`CkksOps::reset_counts`].
+    fn counts(&self) -> OpCounts;
+
+    /// Zeroes the counters.
+    fn reset_counts(&self);
+}
+
+/// The client side: encrypts and decrypts slot vectors.
+pub trait SlotClient {
+    /// The ciphertext type.
+    type Ct;
+
+    /// Encrypts `values` (their length is the slot count) at `level` and the default scale.
+    ///
+    /// # Errors
+    /// A bad slot count, a non-finite value, or a level above the top.
+    fn encrypt(&mut self, values: &[Complex64], level: usize) -> Result<Self::Ct, CkksError>;
+
+    /// Decrypts to the slot values.
+    ///
+    /// # Errors
+    /// A foreign ciphertext.
+    fn decrypt(&self, ct: &Self::Ct) -> Result<Vec<Complex64>, CkksError>;
+
+    /// The level of a fresh ciphertext.
+    fn max_level(&self) -> usize;
+}
+
+/// `after − before`, counter by counter (saturating at 0).
+pub fn counts_delta(after: &OpCounts, before: &OpCounts) -> OpCounts {
+    OpCounts {
+        ct_mult: after.ct_mult.saturating_sub(before.ct_mult),
+        pt_mult: after.pt_mult.saturating_sub(before.pt_mult),
+        const_mult: after.const_mult.saturating_sub(before.const_mult),
+        rotations: after.rotations.saturating_sub(before.rotations),
+        keyswitch_full: after.keyswitch_full.saturating_sub(before.keyswitch_full),
+        keyswitch_hoisted: after
+            .keyswitch_hoisted
+            .saturating_sub(before.keyswitch_hoisted),
+        rescales: after.rescales.saturating_sub(before.rescales),
+        conjugations: after.conjugations.saturating_sub(before.conjugations),
+    }
+}
