@@ -11,13 +11,14 @@
 //!    ([`crate::dft`], [`crate::lintrans`]), scaled so that the slots hold
 //!    `t_i/(q_0·K)`; a conjugation splits the real and imaginary parts into two ciphertexts.
 //! 4. **EvalMod**: `sin(2π K x)/(2π)`, a Chebyshev interpolant of degree `eval_mod_degree` on
-//!    `[−1, 1]` ([`crate::poly_eval`]), which maps `t_i/q_0 = m_i/q_0 + I_i` to about
-//!    `m_i/q_0`. Its error is the sine's curvature, `(2π m/q_0)²/6` relative: precision grows
-//!    with `q_0/Δ`.
+//!    `[−1, 1]` ([`crate::poly_eval`]), which maps `t_i/q_0 = m_i/q_0 + I_i` to
+//!    `sin(2π m_i/q_0)/(2π)`, then (by default) an arcsine interpolant that undoes the sine's
+//!    curvature, so that the result is `m_i/q_0` and `q_0/Δ` can stay small (the noise that
+//!    SlotsToCoeffs magnifies grows with it).
 //! 5. **SlotsToCoeffs**: the special FFT as `stc_levels` linear transforms, scaled by
 //!    `q_0/Δ`, brings back the slots `z` of the input.
 //!
-//! Depth: `cts_levels + ⌈log2(eval_mod_degree + 1)⌉ + stc_levels`. Keys: relinearization,
+//! Depth: `cts_levels + ⌈log2(eval_mod_degree + 1)⌉ + ⌈log2(arcsine_degree + 1)⌉ + stc_levels`. Keys: relinearization,
 //! conjugation and the rotations of [`Bootstrapper::rotations`]. The scale of the output equals
 //! that of the input.
 //!
@@ -28,7 +29,7 @@
 //! back to the main secret at the top level ([`BootKeys`]). `I` is then as small as a sparse
 //! secret makes it while every key stays as secure as the main parameters.
 //!
-//! Not here yet: arcsine correction; double hoisting.
+//! Not here yet: double hoisting; meta-bootstrapping.
 
 use std::collections::BTreeSet;
 use std::f64::consts::PI;
@@ -60,6 +61,15 @@ pub struct BootParams {
     pub k: f64,
     /// Degree of the EvalMod interpolant (default 127).
     pub eval_mod_degree: usize,
+    /// Degree of the arcsine correction after the sine (default `Some(5)`, 3 levels): with `Some(d)`,
+    /// EvalMod is `arcsin(2π·v)/(2π)` of the sine's output `v`, which is exactly
+    /// `m/q_0` instead of `sin(2π·m/q_0)/(2π)`, for `⌈log2(d + 1)⌉` more levels. It removes the
+    /// sine's curvature error, so `q_0/Δ` can be smaller, which lowers the noise SlotsToCoeffs
+    /// magnifies.
+    pub arcsine_degree: Option<usize>,
+    /// Bound on the magnitude of the slots (real and imaginary parts) to bootstrap (default 1).
+    /// Only the arcsine correction uses it: its interpolant covers `|m/q_0| ≤ bound·Δ/q_0`.
+    pub message_bound: f64,
     /// Hamming weight of the ephemeral secret of sparse-secret encapsulation (default
     /// `Some(32)`); `None` bootstraps under the main secret directly, which is only
     /// accurate when the main secret is itself sparse.
@@ -74,6 +84,8 @@ impl Default for BootParams {
             stc_levels: 3,
             k: 12.0,
             eval_mod_degree: 127,
+            arcsine_degree: Some(5),
+            message_bound: 1.0,
             ephemeral_weight: Some(32),
         }
     }
@@ -114,7 +126,8 @@ pub struct Bootstrapper {
     delta_em: f64,
     cts: Vec<EncodedLinearTransform>,
     stc: Vec<EncodedLinearTransform>,
-    eval_mod: ChebyshevPoly,
+    /// EvalMod as a chain of polynomials (the sine, then the optional arcsine).
+    eval_mod: Vec<ChebyshevPoly>,
     rotations: Vec<i64>,
     ephemeral: Option<Ephemeral>,
 }
@@ -153,13 +166,45 @@ impl Bootstrapper {
                 "EvalMod needs K ≥ 1 and a degree ≥ 1".into(),
             ));
         }
-        let eval_mod = ChebyshevPoly::interpolate(
-            |x| (2.0 * PI * boot.k * x).sin() / (2.0 * PI),
-            -1.0,
-            1.0,
-            boot.eval_mod_degree,
-        );
-        let depth = boot.cts_levels + eval_mod.depth() + boot.stc_levels;
+        let q0 = params.q_primes(0)[0].value() as f64;
+        let delta = params.default_scale();
+        let (k, degree) = (boot.k, boot.eval_mod_degree);
+        let eval_mod = match boot.arcsine_degree {
+            None => vec![ChebyshevPoly::interpolate(
+                |x| (2.0 * PI * k * x).sin() / (2.0 * PI),
+                -1.0,
+                1.0,
+                degree,
+            )],
+            Some(d) => {
+                // The sine is scaled to [−1, 1] on the message range, so that the arcsine's
+                // interpolant needs no affine map (and no level for it).
+                let range = boot.message_bound * delta / q0;
+                if !(range.is_finite() && range > 0.0 && 2.0 * PI * range < 0.5) {
+                    return Err(CkksError::InvalidParams(format!(
+                        "message bound {} is too large for q_0/Δ = {:.1}",
+                        boot.message_bound,
+                        q0 / delta
+                    )));
+                }
+                vec![
+                    ChebyshevPoly::interpolate(
+                        |x| (2.0 * PI * k * x).sin() / (2.0 * PI * range),
+                        -1.0,
+                        1.0,
+                        degree,
+                    ),
+                    ChebyshevPoly::interpolate(
+                        |y| (2.0 * PI * range * y).asin() / (2.0 * PI),
+                        -1.0,
+                        1.0,
+                        d,
+                    ),
+                ]
+            }
+        };
+        let eval_mod_depth: usize = eval_mod.iter().map(ChebyshevPoly::depth).sum();
+        let depth = boot.cts_levels + eval_mod_depth + boot.stc_levels;
         let top = params.max_level();
         if depth > top {
             return Err(CkksError::NotEnoughLevels {
@@ -168,8 +213,6 @@ impl Bootstrapper {
             });
         }
         let encoder = Encoder::new(params);
-        let delta = params.default_scale();
-        let q0 = params.q_primes(0)[0].value() as f64;
         let gap = (n / 2 / slots) as f64;
 
         // CoeffsToSlots. The raised ciphertext is relabelled with the scale σ = 2·q_0·K·gap, so
@@ -215,7 +258,7 @@ impl Bootstrapper {
             scale_group(first, q0 / delta);
         }
         let rho_stc = (delta / delta_em).powf(1.0 / stc_groups.len() as f64);
-        let stc_top = em_level - eval_mod.depth();
+        let stc_top = em_level - eval_mod_depth;
         let stc = transforms(&stc_groups, slots)?
             .iter()
             .enumerate()
@@ -308,7 +351,13 @@ impl Bootstrapper {
 
     /// Levels consumed: CoeffsToSlots + EvalMod + SlotsToCoeffs.
     pub fn depth(&self) -> usize {
-        self.cts.len() + self.eval_mod.depth() + self.stc.len()
+        self.cts.len()
+            + self
+                .eval_mod
+                .iter()
+                .map(ChebyshevPoly::depth)
+                .sum::<usize>()
+            + self.stc.len()
     }
 
     /// Levels left after bootstrapping.
@@ -389,10 +438,14 @@ impl Bootstrapper {
         // the q_0·I part is gone by now) by `divisor` for free.
         let poly = PolyEvaluator::new(eval);
         let target = self.delta_em / divisor;
-        let (re, im) = rayon::join(
-            || poly.evaluate_to_scale(&re, &self.eval_mod, target),
-            || poly.evaluate_to_scale(&im, &self.eval_mod, target),
-        );
+        let chain = |mut c: Ciphertext| -> Result<Ciphertext, CkksError> {
+            for (i, p) in self.eval_mod.iter().enumerate() {
+                let last = i + 1 == self.eval_mod.len();
+                c = poly.evaluate_to_scale(&c, p, if last { target } else { self.delta_em })?;
+            }
+            Ok(c)
+        };
+        let (re, im) = rayon::join(|| chain(re), || chain(im));
         let (mut re, mut im) = (re?, im?);
         re.set_scale(self.delta_em);
         im.set_scale(self.delta_em);

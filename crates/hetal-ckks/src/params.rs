@@ -478,19 +478,21 @@ pub mod presets {
     /// `n16-boot`: N = 2^16, bootstrappable, 128-bit secure with a dense secret (sparse-secret
     /// encapsulation keeps the h = 32 ephemeral secret inside a 116-bit modulus).
     ///
-    /// Q, bottom to top: `q_0` of 55 bits (`q_0/Δ = 2^15`: the sine's curvature error is
-    /// ≈ 2^-27), 9 user levels at 2^40, 3 SlotsToCoeffs levels at 2^40, 7 EvalMod levels and
-    /// 3 CoeffsToSlots levels on 58-bit primes (EvalMod at scale ≈ 2^58 for precision); P =
-    /// eight 61-bit primes, above the largest of the 3 digits (8 × 58 bits). log2 QP ≈ 1603 ≤ 1747.
+    /// Q, bottom to top: `q_0` of 46 bits (`q_0/Δ = 2^6`, small so that little noise is
+    /// magnified; the arcsine correction of EvalMod makes that possible), 9 user levels at
+    /// 2^40, 3 SlotsToCoeffs levels at 2^40, 10 EvalMod levels (sine of degree 127, arcsine
+    /// of degree 5) and 3 CoeffsToSlots levels on 58-bit primes (EvalMod works at scale
+    /// ≈ 2^58); P = seven 61-bit primes, above the largest of the 4 digits (7 × 58 bits).
+    /// log2 QP ≈ 1707 ≤ 1747.
     pub fn n16_boot() -> ParamsLiteral {
         ParamsLiteral {
             log_n: 16,
-            log_q: std::iter::once(55)
+            log_q: std::iter::once(46)
                 .chain(std::iter::repeat_n(40, N16_BOOT_LEVELS_AFTER + 3))
-                .chain(std::iter::repeat_n(58, 7 + 3))
+                .chain(std::iter::repeat_n(58, 7 + 3 + 3))
                 .collect(),
-            log_p: vec![61; 8],
-            dnum: 3,
+            log_p: vec![61; 7],
+            dnum: 4,
             log_scale: 40,
             secret: SecretDist::Ternary,
             error_std: 3.2,
@@ -554,10 +556,13 @@ mod tests {
             "log QP {}",
             p.log_qp()
         );
-        assert_eq!(p.max_level(), presets::N16_BOOT_LEVELS_AFTER + 3 + 7 + 3);
+        assert_eq!(
+            p.max_level(),
+            presets::N16_BOOT_LEVELS_AFTER + 3 + 7 + 3 + 3
+        );
         // The ephemeral set of encapsulation (q_0 and one 61-bit prime) is within the h = 32
         // bound.
-        assert!(55 + 61 <= max_log_qp(16, SecretDist::FixedWeight { h: 32 }).unwrap());
+        assert!(46 + 61 <= max_log_qp(16, SecretDist::FixedWeight { h: 32 }).unwrap());
     }
 
     #[test]
