@@ -239,14 +239,7 @@ impl Evaluator {
     /// # Errors
     /// Level or slot mismatch.
     pub fn mul_plain(&self, a: &Ciphertext, pt: &Plaintext) -> Result<Ciphertext, CkksError> {
-        self.check_ct(a)?;
-        if a.level() != pt.level() {
-            return Err(CkksError::LevelMismatch {
-                lhs: a.level(),
-                rhs: pt.level(),
-            });
-        }
-        Self::check_slots(a.slots, pt.slots)?;
+        self.check_plain_operand(a, pt)?;
         let primes = self.params.q_primes(a.level());
         let mut out = a.clone();
         out.c0.mul_assign(&pt.poly, primes);
@@ -254,6 +247,40 @@ impl Evaluator {
         out.scale *= pt.scale;
         self.counters.add(Op::PtMult, 1);
         Ok(out)
+    }
+
+    /// `acc += a · pt` in one pass, without the temporary of `mul_plain` then `add`: the
+    /// inner loop of plaintext-matrix × ciphertext products. `acc` must have the product's
+    /// scale (`a.scale() · pt.scale()`) and level.
+    ///
+    /// # Errors
+    /// Level, scale or slot mismatch.
+    pub fn mul_plain_add_assign(
+        &self,
+        acc: &mut Ciphertext,
+        a: &Ciphertext,
+        pt: &Plaintext,
+    ) -> Result<(), CkksError> {
+        self.check_plain_operand(a, pt)?;
+        self.check_ct(acc)?;
+        self.check_pair(acc.level(), acc.scale, a.level(), a.scale * pt.scale)?;
+        Self::check_slots(acc.slots, a.slots)?;
+        let primes = self.params.q_primes(a.level());
+        acc.c0.mul_add_assign(&a.c0, &pt.poly, primes);
+        acc.c1.mul_add_assign(&a.c1, &pt.poly, primes);
+        self.counters.add(Op::PtMult, 1);
+        Ok(())
+    }
+
+    fn check_plain_operand(&self, a: &Ciphertext, pt: &Plaintext) -> Result<(), CkksError> {
+        self.check_ct(a)?;
+        if a.level() != pt.level() {
+            return Err(CkksError::LevelMismatch {
+                lhs: a.level(),
+                rhs: pt.level(),
+            });
+        }
+        Self::check_slots(a.slots, pt.slots)
     }
 
     /// Per-limb residues of `round(c.re·s) + round(c.im·s)·X^{N/2}` in NTT form: the

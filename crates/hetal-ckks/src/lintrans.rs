@@ -538,10 +538,9 @@ impl EncodedLinearTransform {
             .map(|g| -> Result<Option<Ciphertext>, CkksError> {
                 let mut acc: Option<Ciphertext> = None;
                 for (i, pt) in &g.terms {
-                    let prod = eval.mul_plain(baby(*i), pt)?;
                     match acc.as_mut() {
-                        Some(a) => eval.add_assign(a, &prod)?,
-                        None => acc = Some(prod),
+                        Some(a) => eval.mul_plain_add_assign(a, baby(*i), pt)?,
+                        None => acc = Some(eval.mul_plain(baby(*i), pt)?),
                     }
                 }
                 match acc {
