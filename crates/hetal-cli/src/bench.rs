@@ -125,6 +125,8 @@ pub fn bootstrap(args: &BootArgs) -> anyhow::Result<()> {
     let (cpu, wall, out) = time(reps, || {
         Ok(boot.bootstrap(&eval, &ct, boot_keys.as_ref())?)
     })?;
+    let counts = eval.counts();
+    let per_boot = |c: u64| c / reps as u64;
     let stats = PrecisionStats::new(&z, &enc.decode(&sk.decrypt(&out)?));
     let line = json!({
         "preset": args.preset,
@@ -140,6 +142,10 @@ pub fn bootstrap(args: &BootArgs) -> anyhow::Result<()> {
         "boot_cpu_s": cpu,
         "boot_wall_s": wall,
         "levels_after": out.level(),
+        "keyswitch_full": per_boot(counts.keyswitch_full),
+        "keyswitch_hoisted": per_boot(counts.keyswitch_hoisted),
+        "ct_mult": per_boot(counts.ct_mult),
+        "pt_mult": per_boot(counts.pt_mult),
         "precision_mean_bits": (stats.mean_bits * 100.0).round() / 100.0,
         "precision_worst_bits": (stats.min_bits * 100.0).round() / 100.0,
         "peak_rss_bytes": peak_rss_bytes(),
