@@ -18,6 +18,8 @@
 //! * [`matmul`]: DiagABT (`A·Bᵀ`, forward pass) and DiagATB (`Aᵀ·B`, gradient), faithful to
 //!   HETAL, with their operation counts matching HETAL's corrected Table 7 ([`TABLE7`]).
 //! * [`bench`](mod@bench): run-and-measure helpers, and keyless counting at any size.
+//! * [`data`]: the client's data: HETAL's `.npy` layout, validation, the bundled digits set,
+//!   scaling; [`plain`]: exact plaintext training, the reference for every encrypted run.
 //!
 //! ```
 //! use hetal_ml::{diag_abt, BlockShape, EncMatrix, Layout, SlotSim, HetalCounts, CkksOps};
@@ -49,10 +51,12 @@
 
 mod backend;
 pub mod bench;
+pub mod data;
 mod error;
 pub mod matmul;
 pub mod matrix;
 mod ops;
+pub mod plain;
 
 pub use backend::{CkksBackend, CkksClient, SimCt, SimPt, SlotSim};
 pub use error::MlError;
