@@ -4,6 +4,7 @@
 //! training commands come with the HETAL layer.
 
 mod bench;
+mod fit;
 
 use clap::{Parser, Subcommand};
 
@@ -25,6 +26,10 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Trains a softmax classification head on a HETAL-layout dataset directory.
+    Fit(fit::FitArgs),
+    /// Predicts classes with a model written by `hetal fit`.
+    Predict(fit::PredictArgs),
     /// Benchmarks.
     Bench {
         #[command(subcommand)]
@@ -43,6 +48,8 @@ enum BenchCommand {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
+        Command::Fit(args) => fit::fit(&args),
+        Command::Predict(args) => fit::predict(&args),
         Command::Bench {
             what: BenchCommand::Ops(args),
         } => bench::ops(&args),

@@ -1,0 +1,255 @@
+//! `hetal fit` and `hetal predict`: training a softmax head on a HETAL-layout dataset and
+//! using it.
+//!
+//! Output directory contract (read by other tools; keep the names stable):
+//! - `weights.npy`: `c × (d + 1)` float64, the last column the bias;
+//! - `scaler_mean.npy`, `scaler_std.npy`: the client-side standardization, applied to features
+//!   before the weights;
+//! - `metrics.json`: `epochs` (per epoch `epoch`, `val_loss`, `val_accuracy`, `step_s`,
+//!   `bootstraps`), `best_epoch`, and `test_accuracy`, an object keyed by mode;
+//! - `curve.svg`: validation loss and accuracy per epoch.
+//!
+//! Modes: `plaintext` (exact training, the reference). The `encrypted` and `simulate` modes
+//! come with the encrypted trainer (issue 5) and are refused until then.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use clap::{Args, ValueEnum};
+use ndarray::{Array1, Array2};
+use ndarray_npy::{ReadNpyExt, WriteNpyExt};
+use serde_json::json;
+
+use hetal_ml::data::{Dataset, Standardizer};
+use hetal_ml::plain::{train, EpochMetrics, Model, TrainConfig};
+
+/// How to train.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Mode {
+    /// Exact plaintext training.
+    Plaintext,
+}
+
+/// Arguments of `hetal fit`.
+#[derive(Args)]
+pub struct FitArgs {
+    /// Directory with features_{train,val,test}.npy and labels_{train,val,test}.npy.
+    #[arg(long)]
+    data: PathBuf,
+    /// Maximum epochs.
+    #[arg(long, default_value_t = 20)]
+    epochs: usize,
+    /// Mini-batch size.
+    #[arg(long, default_value_t = 1024)]
+    batch_size: usize,
+    /// Learning rate.
+    #[arg(long, default_value_t = 1.0)]
+    lr: f64,
+    /// Early-stopping patience in epochs.
+    #[arg(long, default_value_t = 3)]
+    patience: usize,
+    /// Training mode.
+    #[arg(long, value_enum, default_value = "plaintext")]
+    mode: Mode,
+    /// Output directory.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+/// Arguments of `hetal predict`.
+#[derive(Args)]
+pub struct PredictArgs {
+    /// A `hetal fit` output directory.
+    #[arg(long)]
+    model: PathBuf,
+    /// Features, `n × d` float32 or float64 `.npy`.
+    #[arg(long)]
+    features: PathBuf,
+    /// Optional integer labels, to print the accuracy.
+    #[arg(long)]
+    labels: Option<PathBuf>,
+    /// Where to write the predicted classes (`.npy`, int64); default `predictions.npy` in
+    /// the model directory.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+fn write_npy<T: WriteNpyExt>(path: &Path, a: &T) -> anyhow::Result<()> {
+    // Written to a temporary file and renamed, so a crash never leaves a half file.
+    let tmp = path.with_extension("npy.tmp");
+    a.write_npy(
+        std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?,
+    )
+    .with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))?;
+    Ok(())
+}
+
+fn write_file(path: &Path, contents: &str) -> anyhow::Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, contents).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))?;
+    Ok(())
+}
+
+/// The validation curve as a small standalone SVG.
+fn curve_svg(metrics: &[EpochMetrics]) -> String {
+    let (w, h, pad) = (480.0, 240.0, 30.0);
+    let n = metrics.len().max(2) as f64 - 1.0;
+    let max_loss = metrics.iter().map(|m| m.val_loss).fold(1e-9, f64::max);
+    let x = |i: usize| pad + (w - 2.0 * pad) * i as f64 / n;
+    let y = |v: f64| h - pad - (h - 2.0 * pad) * v;
+    let line = |f: &dyn Fn(&EpochMetrics) -> f64| {
+        metrics
+            .iter()
+            .enumerate()
+            .map(|(i, m)| format!("{:.1},{:.1}", x(i), y(f(m))))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"11\">\n\
+         <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n\
+         <polyline fill=\"none\" stroke=\"#c0392b\" stroke-width=\"2\" points=\"{}\"/>\n\
+         <polyline fill=\"none\" stroke=\"#2471a3\" stroke-width=\"2\" points=\"{}\"/>\n\
+         <text x=\"{pad}\" y=\"15\" fill=\"#c0392b\">validation loss (max {max_loss:.3})</text>\n\
+         <text x=\"{}\" y=\"15\" fill=\"#2471a3\">validation accuracy</text>\n\
+         <text x=\"{pad}\" y=\"{}\">epoch 1</text><text x=\"{}\" y=\"{}\">epoch {}</text>\n</svg>\n",
+        line(&|m| m.val_loss / max_loss),
+        line(&|m| m.val_accuracy),
+        w / 2.0,
+        h - 8.0,
+        w - pad - 40.0,
+        h - 8.0,
+        metrics.len()
+    )
+}
+
+/// Runs `hetal fit`.
+pub fn fit(args: &FitArgs) -> anyhow::Result<()> {
+    let mut data = Dataset::load_dir(&args.data)
+        .with_context(|| format!("loading {}", args.data.display()))?;
+    let config = TrainConfig {
+        lr: args.lr,
+        batch_size: args.batch_size,
+        epochs: args.epochs,
+        patience: args.patience,
+        ..TrainConfig::default()
+    };
+    run_and_save(&mut data, &config, args.mode, &args.out)
+}
+
+/// Scales, trains and writes the output directory (shared by `fit` and `demo`).
+pub fn run_and_save(
+    data: &mut Dataset,
+    config: &TrainConfig,
+    mode: Mode,
+    out: &Path,
+) -> anyhow::Result<()> {
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let scaler = Standardizer::fit(&data.train.features);
+    for split in [&mut data.train, &mut data.val, &mut data.test] {
+        split.features = scaler.apply(&split.features);
+    }
+    let start = Instant::now();
+    let (model, metrics) = match mode {
+        Mode::Plaintext => train(data, config)?,
+    };
+    let seconds = start.elapsed().as_secs_f64();
+    let best = metrics
+        .iter()
+        .min_by(|a, b| a.val_loss.total_cmp(&b.val_loss))
+        .map_or(0, |m| m.epoch);
+    let test_accuracy = model.accuracy(&data.test);
+    write_npy(&out.join("weights.npy"), &model.weights)?;
+    write_npy(&out.join("scaler_mean.npy"), &scaler.mean)?;
+    write_npy(&out.join("scaler_std.npy"), &scaler.std)?;
+    let epochs: Vec<_> = metrics
+        .iter()
+        .map(|m| json!({ "epoch": m.epoch, "val_loss": m.val_loss, "val_accuracy": m.val_accuracy, "step_s": seconds / metrics.len().max(1) as f64, "bootstraps": 0 }))
+        .collect();
+    let mode_name = match mode {
+        Mode::Plaintext => "plaintext",
+    };
+    let report = json!({
+        "classes": data.classes,
+        "epochs": epochs,
+        "best_epoch": best,
+        "train_seconds": seconds,
+        "test_accuracy": { mode_name: test_accuracy },
+    });
+    write_file(
+        &out.join("metrics.json"),
+        &serde_json::to_string_pretty(&report)?,
+    )?;
+    write_file(&out.join("curve.svg"), &curve_svg(&metrics))?;
+    println!(
+        "{mode_name}: best epoch {best}, test accuracy {:.4}, {seconds:.2} s; model written to {}",
+        test_accuracy,
+        out.display()
+    );
+    Ok(())
+}
+
+/// Runs `hetal predict`.
+pub fn predict(args: &PredictArgs) -> anyhow::Result<()> {
+    let read = |name: &str| -> anyhow::Result<Array1<f64>> {
+        let p = args.model.join(name);
+        Ok(Array1::<f64>::read_npy(
+            std::fs::File::open(&p).with_context(|| format!("opening {}", p.display()))?,
+        )?)
+    };
+    let wpath = args.model.join("weights.npy");
+    let weights = Array2::<f64>::read_npy(
+        std::fs::File::open(&wpath).with_context(|| format!("opening {}", wpath.display()))?,
+    )?;
+    let scaler = Standardizer {
+        mean: read("scaler_mean.npy")?,
+        std: read("scaler_std.npy")?,
+    };
+    let file = std::fs::File::open(&args.features)
+        .with_context(|| format!("opening {}", args.features.display()))?;
+    let features = match Array2::<f64>::read_npy(file) {
+        Ok(f) => f,
+        Err(_) => Array2::<f32>::read_npy(std::fs::File::open(&args.features)?)
+            .with_context(|| format!("{} is not a 2-d float array", args.features.display()))?
+            .mapv(f64::from),
+    };
+    if features.ncols() + 1 != weights.ncols() || scaler.mean.len() != features.ncols() {
+        bail!(
+            "features have {} columns; the model expects {}",
+            features.ncols(),
+            weights.ncols().saturating_sub(1)
+        );
+    }
+    if features.iter().any(|v| !v.is_finite()) {
+        bail!("{} holds NaN or infinite values", args.features.display());
+    }
+    let pred = Model { weights }.predict(&scaler.apply(&features));
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| args.model.join("predictions.npy"));
+    write_npy(&out, &pred.mapv(|p| p as i64))?;
+    if let Some(lp) = &args.labels {
+        let labels = Array1::<i64>::read_npy(
+            std::fs::File::open(lp).with_context(|| format!("opening {}", lp.display()))?,
+        )?;
+        if labels.len() != pred.len() {
+            bail!("{} labels for {} rows", labels.len(), pred.len());
+        }
+        let correct = pred
+            .iter()
+            .zip(&labels)
+            .filter(|(&p, &l)| p as i64 == l)
+            .count();
+        println!(
+            "accuracy {:.4} ({correct}/{})",
+            correct as f64 / pred.len().max(1) as f64,
+            pred.len()
+        );
+    }
+    println!("predictions written to {}", out.display());
+    Ok(())
+}
