@@ -417,7 +417,7 @@ impl Evaluator {
         d1.mul_add_assign(&a.c1, &b.c0, primes);
         let mut d2 = a.c1.clone();
         d2.mul_assign(&b.c1, primes);
-        let [u0, u1] = keyswitch::switch(&self.params, &d2, rlk, None);
+        let [u0, u1] = keyswitch::switch(&self.params, &d2, rlk);
         d0.add_assign(&u0, primes);
         d1.add_assign(&u1, primes);
         self.counters.add(Op::CtMult, 1);
@@ -506,7 +506,7 @@ impl Evaluator {
         {
             return Err(CkksError::ParamsMismatch);
         }
-        let [u0, c1] = keyswitch::switch(&self.params, &a.c1, key, None);
+        let [u0, c1] = keyswitch::switch(&self.params, &a.c1, key);
         let mut c0 = a.c0.clone();
         c0.add_assign(&u0, self.params.q_primes(a.level()));
         self.counters.add(Op::KeySwitchFull, 1);
@@ -563,7 +563,9 @@ impl Evaluator {
         )))
     }
 
-    /// Applies `σ_g` to a ciphertext whose `c1` was decomposed in `dec`.
+    /// Applies `σ_g` to a ciphertext whose `c1` was decomposed in `dec`: with the Galois key
+    /// switching `s` to `σ_g^{-1}(s)`, `(u0, u1) = KS(c1)` and the result is
+    /// `(σ_g(c0 + u0), σ_g(u1))`, so only the two output polynomials are permuted.
     fn apply_galois(
         &self,
         a: &Ciphertext,
@@ -574,14 +576,18 @@ impl Evaluator {
         let key = self.keys.galois_key(g, rotation)?;
         let auto = self.automorphism(g)?;
         let level = a.level();
-        let [e0, e1] = keyswitch::inner_product(&self.params, dec, key, Some(&auto));
-        let (mut c0, c1) = rayon::join(
+        let [e0, e1] = keyswitch::inner_product(&self.params, dec, key);
+        let (mut u0, u1) = rayon::join(
             || keyswitch::mod_down(&self.params, e0, level),
             || keyswitch::mod_down(&self.params, e1, level),
         );
-        let mut rc0 = RnsPoly::zero(a.n(), level + 1);
-        auto.apply_ntt(&a.c0, &mut rc0);
-        c0.add_assign(&rc0, self.params.q_primes(level));
+        u0.add_assign(&a.c0, self.params.q_primes(level));
+        let mut c0 = RnsPoly::zero(a.n(), level + 1);
+        let mut c1 = RnsPoly::zero(a.n(), level + 1);
+        rayon::join(
+            || auto.apply_ntt(&u0, &mut c0),
+            || auto.apply_ntt(&u1, &mut c1),
+        );
         Ok(Ciphertext {
             c0,
             c1,

@@ -168,6 +168,11 @@ impl<R: CryptoRng> KeyGenerator<R> {
 
     /// A switching key from `s_from` (NTT form over `Q_L · P`) to `sk`.
     fn gen_switching_key(&mut self, sk: &SecretKey, s_from: &RnsPoly) -> SwitchingKey {
+        self.gen_switching_key_to(&sk.poly, s_from)
+    }
+
+    /// A switching key from `s_from` to `s_to`, both NTT form over `Q_L · P`.
+    fn gen_switching_key_to(&mut self, s_to: &RnsPoly, s_from: &RnsPoly) -> SwitchingKey {
         let params = self.params.clone();
         let primes = params.qp_primes();
         let top = params.max_level();
@@ -186,7 +191,7 @@ impl<R: CryptoRng> KeyGenerator<R> {
                 let a = sampling::uniform(&mut self.rng, params.n(), primes);
                 let mut b = self.error_poly(primes);
                 let mut as_ = a.clone();
-                as_.mul_assign(&sk.poly, primes);
+                as_.mul_assign(s_to, primes);
                 b.sub_assign(&as_, primes);
                 for i in range {
                     let m = primes[i].modulus();
@@ -231,11 +236,29 @@ impl<R: CryptoRng> KeyGenerator<R> {
     /// # Errors
     /// [`CkksError::InvalidParams`] for an even `g`.
     pub fn gen_galois_key(&mut self, sk: &SecretKey, g: u64) -> Result<SwitchingKey, CkksError> {
-        let auto = Automorphism::new(g, self.params.ntt_order())
+        // The key switches s to σ_g^{-1}(s): the evaluator key-switches c1 first and applies
+        // σ_g to the two output polynomials afterwards (σ_g(σ_g^{-1}(s)) = s), which moves the
+        // permutation from the decomposed digits (over Q·P, one per digit) to the result.
+        if g % 2 == 0 {
+            return Err(CkksError::InvalidParams(format!(
+                "Galois element {g} is even"
+            )));
+        }
+        // (Z/2N)^* has exponent N/2, so g^{-1} = g^{N/2 - 1} mod 2N.
+        let two_n = 2 * self.params.n() as u64;
+        let (mut inv, mut base, mut e) = (1u64, g % two_n, self.params.n() as u64 / 2 - 1);
+        while e > 0 {
+            if e & 1 == 1 {
+                inv = inv * base % two_n;
+            }
+            base = base * base % two_n;
+            e >>= 1;
+        }
+        let auto = Automorphism::new(inv, self.params.ntt_order())
             .ok_or_else(|| CkksError::InvalidParams(format!("Galois element {g} is even")))?;
-        let mut s_g = RnsPoly::zero(self.params.n(), sk.poly.num_limbs());
-        auto.apply_ntt(&sk.poly, &mut s_g);
-        Ok(self.gen_switching_key(sk, &s_g))
+        let mut s_inv = RnsPoly::zero(self.params.n(), sk.poly.num_limbs());
+        auto.apply_ntt(&sk.poly, &mut s_inv);
+        Ok(self.gen_switching_key_to(&s_inv, &sk.poly))
     }
 
     /// An evaluation key set with the relinearization key, keys for the given slot rotations

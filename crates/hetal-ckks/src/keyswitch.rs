@@ -5,8 +5,8 @@
 //!    each digit is raised to `Q_l · P` by fast basis extension (ModUp). Cost: `l+1` inverse
 //!    NTTs and `beta·(l+1+k−alpha)` forward NTTs, where `k = |P|`.
 //! 2. [`inner_product`]: `Σ_j digit_j · key_j` over `Q_l · P`, with one lazy reduction per
-//!    residue; an optional automorphism permutes the digits on the fly (a rotation of a
-//!    hoisted decomposition costs no extra pass).
+//!    residue. Rotations permute only the output, after ModDown (their keys switch `s` to
+//!    `σ^{-1}(s)`; see the evaluator).
 //! 3. [`mod_down`]: division by `P` with rounding back to `Q_l`. Cost: `k` inverse and `l+1`
 //!    forward NTTs per component.
 //!
@@ -14,7 +14,7 @@
 
 use rayon::prelude::*;
 
-use hetal_ring::{kernels, Automorphism, Prime, RnsPoly};
+use hetal_ring::{kernels, Prime, RnsPoly};
 
 use crate::{keys::SwitchingKey, Params};
 
@@ -71,21 +71,14 @@ pub(crate) fn decompose(params: &Params, d: &RnsPoly) -> Decomposed {
     Decomposed { level, digits }
 }
 
-/// Stage 2: `(Σ_j σ(digit_j)·b_j, Σ_j σ(digit_j)·a_j)` over `Q_l · P`, with `σ` the optional
-/// automorphism (NTT-form permutation).
-pub(crate) fn inner_product(
-    params: &Params,
-    dec: &Decomposed,
-    key: &SwitchingKey,
-    auto: Option<&Automorphism>,
-) -> [RnsPoly; 2] {
+/// Stage 2: `(Σ_j digit_j·b_j, Σ_j digit_j·a_j)` over `Q_l · P`.
+pub(crate) fn inner_product(params: &Params, dec: &Decomposed, key: &SwitchingKey) -> [RnsPoly; 2] {
     let level = dec.level;
     let n = params.n();
     let k = params.p_primes().len();
     let top = params.max_level();
     let mut out0 = RnsPoly::zero(n, level + 1 + k);
     let mut out1 = RnsPoly::zero(n, level + 1 + k);
-    let perm = auto.map(Automorphism::permutation);
     out0.par_limbs_mut()
         .zip(out1.par_limbs_mut())
         .enumerate()
@@ -96,27 +89,17 @@ pub(crate) fn inner_product(
             } else {
                 top + 1 + (i - level - 1)
             };
-            // σ(digit) is gathered once per limb, then both products run as vector kernels.
-            let digits: Vec<Vec<u64>> = dec
+            let tb: Vec<(&[u64], &[u64])> = dec
                 .digits
                 .iter()
-                .map(|d| {
-                    let l = d.limb(i);
-                    perm.map_or_else(
-                        || l.to_vec(),
-                        |p| p.iter().map(|&s| l[s as usize]).collect(),
-                    )
-                })
+                .zip(&key.digits)
+                .map(|(d, [b, _])| (d.limb(i), b.limb(key_limb)))
                 .collect();
-            let tb: Vec<(&[u64], &[u64])> = digits
+            let ta: Vec<(&[u64], &[u64])> = dec
+                .digits
                 .iter()
                 .zip(&key.digits)
-                .map(|(d, [b, _])| (&d[..], b.limb(key_limb)))
-                .collect();
-            let ta: Vec<(&[u64], &[u64])> = digits
-                .iter()
-                .zip(&key.digits)
-                .map(|(d, [_, a])| (&d[..], a.limb(key_limb)))
+                .map(|(d, [_, a])| (d.limb(i), a.limb(key_limb)))
                 .collect();
             kernels::dot_product(&tb, m, o0);
             kernels::dot_product(&ta, m, o1);
@@ -135,15 +118,10 @@ pub(crate) fn mod_down(params: &Params, mut ext: RnsPoly, level: usize) -> RnsPo
 }
 
 /// A whole key switch of `d` under `key`: `(u0, u1)` over `Q_level` with
-/// `u0 + u1·s ≈ d·s'`, after the optional automorphism.
-pub(crate) fn switch(
-    params: &Params,
-    d: &RnsPoly,
-    key: &SwitchingKey,
-    auto: Option<&Automorphism>,
-) -> [RnsPoly; 2] {
+/// `u0 + u1·s ≈ d·s'`.
+pub(crate) fn switch(params: &Params, d: &RnsPoly, key: &SwitchingKey) -> [RnsPoly; 2] {
     let dec = decompose(params, d);
-    let [a, b] = inner_product(params, &dec, key, auto);
+    let [a, b] = inner_product(params, &dec, key);
     let level = dec.level;
     let (u0, u1) = rayon::join(|| mod_down(params, a, level), || mod_down(params, b, level));
     [u0, u1]
@@ -153,7 +131,7 @@ pub(crate) fn switch(
 mod tests {
     use super::*;
     use crate::{presets, KeyGenerator};
-    use hetal_ring::sampling;
+    use hetal_ring::{sampling, Automorphism};
     use rand::SeedableRng;
     use rand_chacha::ChaCha20Rng;
 
@@ -202,8 +180,9 @@ mod tests {
 
     #[test]
     fn key_switch_noise_is_rounding_only() {
-        // u0 + u1·s − σ(d)·σ(s) must be the ModDown rounding ε0 + ε1·s, |ε| ≤ 1/2: standard
-        // deviation sqrt((h + 1)/12) for a secret of weight h; the d·e/P term is negligible.
+        // u0 + u1·t − d·s must be the ModDown rounding ε0 + ε1·t, |ε| ≤ 1/2: standard
+        // deviation sqrt((h + 1)/12) for a target secret t of weight h; d·e/P is negligible.
+        // Galois keys switch s to t = σ_g^{-1}(s).
         let params = params();
         let mut kg = KeyGenerator::with_rng(&params, ChaCha20Rng::seed_from_u64(1));
         let sk = kg.gen_secret_key();
@@ -213,17 +192,18 @@ mod tests {
         let d = sampling::uniform(&mut rng, params.n(), primes);
         let weight = sk.coeffs.iter().filter(|&&c| c != 0).count() as f64;
         let expected_std = ((weight + 1.0) / 12.0).sqrt();
+        let two_n = 2 * params.n() as u64;
         for g in [params.galois_element(1), params.galois_element(-7)] {
             let key = kg.gen_galois_key(&sk, g).unwrap();
-            let auto = Automorphism::new(g, params.ntt_order()).unwrap();
-            let [mut u0, u1] = switch(&params, &d, &key, Some(&auto));
-            u0.mul_add_assign(&u1, &sk.poly, primes);
-            let mut sd = RnsPoly::zero(params.n(), level + 1);
-            auto.apply_ntt(&d, &mut sd);
-            let mut ss = RnsPoly::zero(params.n(), sk.poly.num_limbs());
-            auto.apply_ntt(&sk.poly, &mut ss);
-            sd.mul_assign(&ss, primes);
-            u0.sub_assign(&sd, primes);
+            let g_inv = (1..two_n).step_by(2).find(|h| h * g % two_n == 1).unwrap();
+            let auto_inv = Automorphism::new(g_inv, params.ntt_order()).unwrap();
+            let mut t = RnsPoly::zero(params.n(), sk.poly.num_limbs());
+            auto_inv.apply_ntt(&sk.poly, &mut t);
+            let [mut u0, u1] = switch(&params, &d, &key);
+            u0.mul_add_assign(&u1, &t, primes);
+            let mut ds = d.clone();
+            ds.mul_assign(&sk.poly, primes);
+            u0.sub_assign(&ds, primes);
             let noise = coefficients(&params, u0);
             let std = (noise.iter().map(|x| x * x).sum::<f64>() / noise.len() as f64).sqrt();
             let max = noise.iter().fold(0.0f64, |m, x| m.max(x.abs()));
