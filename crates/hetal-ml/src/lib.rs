@@ -56,6 +56,7 @@ mod error;
 pub mod matmul;
 pub mod matrix;
 mod ops;
+pub mod ours;
 pub mod plain;
 
 pub use backend::{CkksBackend, CkksClient, SimCt, SimPt, SlotSim};
