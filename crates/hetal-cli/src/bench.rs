@@ -55,7 +55,7 @@ fn time<T>(reps: usize, mut f: impl FnMut() -> anyhow::Result<T>) -> anyhow::Res
     Ok((median(&mut cpu), median(&mut wall), out))
 }
 
-fn set_threads(threads: usize) -> anyhow::Result<()> {
+pub(crate) fn set_threads(threads: usize) -> anyhow::Result<()> {
     if threads > 0 {
         rayon::ThreadPoolBuilder::new()
             .num_threads(threads)

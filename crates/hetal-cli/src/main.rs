@@ -5,6 +5,7 @@
 
 mod bench;
 mod fit;
+mod matmul;
 
 use clap::{Parser, Subcommand};
 
@@ -43,6 +44,8 @@ enum BenchCommand {
     Ops(bench::OpsArgs),
     /// Times key generation and bootstrapping at a bootstrappable preset.
     Bootstrap(bench::BootArgs),
+    /// Counts (simulated) or times (encrypted) HETAL's matrix products for one shape.
+    Matmul(matmul::MatmulArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -56,5 +59,8 @@ fn main() -> anyhow::Result<()> {
         Command::Bench {
             what: BenchCommand::Bootstrap(args),
         } => bench::bootstrap(&args),
+        Command::Bench {
+            what: BenchCommand::Matmul(args),
+        } => matmul::matmul(&args),
     }
 }
