@@ -68,11 +68,21 @@ fn rotation_ks(c: &OpCounts) -> u64 {
     c.keyswitch_full + c.keyswitch_hoisted - c.ct_mult
 }
 
-/// The simulator, counting hoisted batches (calls of `rotate_hoisted`), which the evaluator's
-/// counters do not, and refusing batches of fewer than two rotations.
+/// Rotation and conjugation key switches weighted alone: a full one 1, a hoisted one 0.45, plus
+/// 0.55 per batch.
+fn ks_weight(c: &OpCounts, batches: u64) -> f64 {
+    let model = CostModel::default();
+    (c.keyswitch_full - c.ct_mult) as f64
+        + model.hoisted * c.keyswitch_hoisted as f64
+        + model.decomposition * batches as f64
+}
+
+/// The simulator, counting what the evaluator's counters do not: hoisted batches (calls of
+/// `rotate_hoisted`, refusing batches of fewer than two rotations) and encodings.
 struct Batches<'a> {
     sim: &'a SlotSim,
     batches: std::cell::Cell<u64>,
+    encodes: std::cell::Cell<u64>,
 }
 
 impl<'a> Batches<'a> {
@@ -80,8 +90,16 @@ impl<'a> Batches<'a> {
         Self {
             sim,
             batches: std::cell::Cell::new(0),
+            encodes: std::cell::Cell::new(0),
         }
     }
+}
+
+/// Masks HETAL's products encode per call: DiagABT the column-0 mask and one diagonal mask per
+/// `j`; DiagATB (standard) one `RotLeft` mask per shift and one diagonal mask per `j`.
+fn faithful_encodes(c: usize) -> (u64, u64) {
+    let h = c as u64 / 2;
+    (1 + h, 2 * h)
 }
 
 impl CkksOps for Batches<'_> {
@@ -103,6 +121,7 @@ impl CkksOps for Batches<'_> {
         self.sim.mul_relin(a, b)
     }
     fn encode_plain(&self, v: &[Complex64], l: usize) -> Result<Self::Pt, hetal_ckks::CkksError> {
+        self.encodes.set(self.encodes.get() + 1);
         self.sim.encode_plain(v, l)
     }
     fn mul_plain(&self, a: &Self::Ct, p: &Self::Pt) -> Result<Self::Ct, hetal_ckks::CkksError> {
@@ -191,7 +210,10 @@ fn table7_shapes_ours_beat_faithful() {
 
         // DiagABT.
         sim.reset_counts();
-        let (faithful, fc) = counted(&sim, || diag_abt(&sim, &ex, &ew).unwrap());
+        let (f_enc_abt, f_enc_atb) = faithful_encodes(c);
+        let fh = Batches::new(&sim);
+        let (faithful, fc) = counted(&sim, || diag_abt(&fh, &ex, &ew).unwrap());
+        assert_eq!(fh.encodes.get(), f_enc_abt);
         let f_abt = Run {
             counts: fc,
             level: faithful.level(),
@@ -207,6 +229,7 @@ fn table7_shapes_ours_beat_faithful() {
         let cost = ours::abt_cost(a, b, shape, plan);
         assert_eq!(oc, cost.counts, "({a}, {b}, {c}) ours::abt counts");
         assert_eq!(hoist.batches.get(), cost.hoisted_batches, "abt batches");
+        assert_eq!(hoist.encodes.get(), cost.encodes, "abt encodes");
         assert_eq!(sim.rotations_used(), ours::abt_rotations(shape, plan));
         assert!(sim.conjugation_used());
         // Same layout as HETAL's: every slot equal.
@@ -222,7 +245,7 @@ fn table7_shapes_ours_beat_faithful() {
         check_beats("DiagABT", (a, b, c), &f_abt, &o_abt);
         assert_eq!(o_abt.level, level - ours::OURS_ABT_DEPTH);
         lines.push(format!(
-            "{:<16} DiagABT  HETAL {:>14}  ours B×G {}×{}: {}  KS {:>4} vs {:>4}   cost {:>7.1} vs {:>7.1} ({:.2})",
+            "{:<16} DiagABT  HETAL {:>14}  ours B×G {}×{}: {}  KS {:>4} vs {:>4}  KS-weighted {:>6.1} vs {:>4} ({:.2})  cost {:>7.1} vs {:>7.1} ({:.2})",
             format!("({a}, {b}, {c})"),
             hetal_ml::HetalCounts::from_counts(&fc).to_string(),
             plan.babies(),
@@ -230,16 +253,21 @@ fn table7_shapes_ours_beat_faithful() {
             fmt_counts(&oc),
             rotation_ks(&oc),
             fc.rotations,
+            ks_weight(&oc, cost.hoisted_batches),
+            rotation_ks(&fc),
+            ks_weight(&oc, cost.hoisted_batches) / rotation_ks(&fc) as f64,
             model.cost(&cost),
-            model.weigh(&fc, 0),
-            model.cost(&cost) / model.weigh(&fc, 0),
+            model.weigh(&fc, 0, f_enc_abt),
+            model.cost(&cost) / model.weigh(&fc, 0, f_enc_abt),
         ));
 
         // DiagATB.
         sim.reset_counts();
+        let fh = Batches::new(&sim);
         let (faithful, fc) = counted(&sim, || {
-            diag_atb(&sim, &ee, &ex, AtbVariant::Standard).unwrap()
+            diag_atb(&fh, &ee, &ex, AtbVariant::Standard).unwrap()
         });
+        assert_eq!(fh.encodes.get(), f_enc_atb);
         let f_atb = Run {
             counts: fc,
             level: faithful.level(),
@@ -255,6 +283,7 @@ fn table7_shapes_ours_beat_faithful() {
         let cost = ours::atb_cost(a, b, shape, plan);
         assert_eq!(oc, cost.counts, "({a}, {b}, {c}) ours::atb counts");
         assert_eq!(hoist.batches.get(), cost.hoisted_batches, "atb batches");
+        assert_eq!(hoist.encodes.get(), cost.encodes, "atb encodes");
         assert_eq!(sim.rotations_used(), ours::atb_rotations(shape, plan));
         let want = e.t().dot(&x);
         assert!(max_err(&want, &mine.decrypt(&sim).unwrap()) < SIM_MAX_ERR);
@@ -272,7 +301,7 @@ fn table7_shapes_ours_beat_faithful() {
         let (da, db) = ours::OURS_ATB_DEPTHS;
         assert_eq!(o_atb.level, (level - da).min(level - db));
         lines.push(format!(
-            "{:<16} DiagATB  HETAL {:>14}  ours L1×L2 {}×{} ({} ct): {}  KS {:>4} vs {:>4}   cost {:>7.1} vs {:>7.1} ({:.2})",
+            "{:<16} DiagATB  HETAL {:>14}  ours L1×L2 {}×{} ({} ct): {}  KS {:>4} vs {:>4}  KS-weighted {:>6.1} vs {:>4} ({:.2})  cost {:>7.1} vs {:>7.1} ({:.2})",
             "",
             hetal_ml::HetalCounts::from_counts(&fc).to_string(),
             plan.window(),
@@ -281,13 +310,17 @@ fn table7_shapes_ours_beat_faithful() {
             fmt_counts(&oc),
             rotation_ks(&oc),
             fc.rotations,
+            ks_weight(&oc, cost.hoisted_batches),
+            rotation_ks(&fc),
+            ks_weight(&oc, cost.hoisted_batches) / rotation_ks(&fc) as f64,
             model.cost(&cost),
-            model.weigh(&fc, 0),
-            model.cost(&cost) / model.weigh(&fc, 0),
+            model.weigh(&fc, 0, f_enc_atb),
+            model.cost(&cost) / model.weigh(&fc, 0, f_enc_atb),
         ));
     }
     println!("F/H: full/hoisted rotation key switches (conjugations and relinearizations apart); M: ct×ct; P: plaintext/constant mults");
-    println!("KS: ours rotation+conjugation key switches vs HETAL's Rot; cost: ours vs HETAL in full key switches (CostModel::default)");
+    println!("KS: ours rotation+conjugation key switches vs HETAL's Rot; KS-weighted: those at F = 1, H = 0.45 + 0.55 per batch, vs HETAL's Rot + conjugations");
+    println!("cost: everything (CostModel::default: products, masks, rescales, encodings too), ours vs HETAL, in full key switches");
     for l in lines {
         println!("{l}");
     }
@@ -373,6 +406,7 @@ fn table7_conversions_and_step_cost() {
         let xcost = ours::expand_cost(&wl);
         assert_eq!(xc, xcost.counts);
         assert_eq!(hoist.batches.get(), xcost.hoisted_batches);
+        assert_eq!(hoist.encodes.get(), xcost.encodes);
         assert_eq!(sim.rotations_used(), ours::expand_rotations(&wl));
         assert_eq!(tiled.layout(), Layout::RowTiled { period: c });
         let reference =
@@ -394,6 +428,7 @@ fn table7_conversions_and_step_cost() {
             hoist.batches.get(),
             ours::to_blocks_cost(&gl).hoisted_batches
         );
+        assert_eq!(hoist.encodes.get(), ours::to_blocks_cost(&gl).encodes);
         assert_eq!(sim.rotations_used(), ours::to_blocks_rotations(&gl));
         let faithful = diag_atb(&sim, &ee, &ex, AtbVariant::Standard).unwrap();
         assert!(
@@ -418,7 +453,8 @@ fn table7_conversions_and_step_cost() {
         let f_atb =
             hetal_ml::bench::simulate_atb(a, b, c, shape, level, AtbVariant::Standard).unwrap();
         let f_ks = f_abt.counts.rotations + f_atb.counts.rotations;
-        let f_w = model.weigh(&f_abt.counts, 0) + model.weigh(&f_atb.counts, 0);
+        let (fe_abt, fe_atb) = faithful_encodes(c);
+        let f_w = model.weigh(&f_abt.counts, 0, fe_abt) + model.weigh(&f_atb.counts, 0, fe_atb);
         let fmt = |c: &OpCounts| {
             format!(
                 "{}/{}/{}",
@@ -1063,4 +1099,218 @@ fn encrypted_ours_agree_with_the_simulator() {
     let mut used = sim.rotations_used();
     used.retain(|k| !ks.contains(k));
     assert!(used.is_empty(), "keys not listed: {used:?}");
+}
+
+/// Wall time of HETAL's and our products, encrypted at N = 2^16 (13 primes, level 12 as in
+/// Table 7; insecure-checked parameters, timing only), against the ratio [`CostModel`]
+/// predicts. Minutes and several GB of keys: run on demand with
+/// `RAYON_NUM_THREADS=1 cargo test --release -p hetal-ml --test ours -- --ignored --nocapture`
+/// (`HETAL_TIMING_SHAPES=k` times `k` Table 7 shapes, default 2, after skipping
+/// `HETAL_TIMING_SKIP`).
+#[test]
+#[ignore = "timing at N = 2^16 (minutes); run with --ignored --nocapture"]
+fn timing_at_n16() {
+    use hetal_ckks::{ParamsLiteral, SecretDist};
+    use std::time::Instant;
+    let shapes = std::env::var("HETAL_TIMING_SHAPES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(2);
+    let literal = ParamsLiteral {
+        log_n: 16,
+        log_q: std::iter::once(50)
+            .chain(std::iter::repeat_n(40, TABLE7_LEVEL))
+            .collect(),
+        log_p: vec![50; 5],
+        dnum: 3,
+        log_scale: 40,
+        secret: SecretDist::Ternary,
+        error_std: 3.2,
+    };
+    let skip = std::env::var("HETAL_TIMING_SKIP")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let params = Params::new_insecure(literal).unwrap();
+    let model = CostModel::default();
+    if skip == 0 {
+        op_timings(&params);
+    }
+    for row in TABLE7.iter().skip(skip).take(shapes) {
+        let (a, b, c) = (row.a, row.b, row.c);
+        let shape = row.shape().unwrap();
+        let (mut ks, abt_plan, atb_plan) = all_rotations(a, b, c, shape);
+        ks.extend(hetal_ml::abt_rotations(shape, c));
+        ks.extend(hetal_ml::atb_rotations(shape, c, AtbVariant::Standard));
+        ks.sort_unstable();
+        ks.dedup();
+        let start = Instant::now();
+        let mut keygen = KeyGenerator::with_rng(&params, ChaCha20Rng::seed_from_u64(seed()));
+        let sk = keygen.gen_secret_key();
+        let keys = Arc::new(keygen.gen_eval_keys(&sk, &ks, true));
+        let backend = CkksBackend::new(&params, keys);
+        let mut client = CkksClient::new(sk, ChaCha20Rng::seed_from_u64(seed() + 1));
+        let mut rng = ChaCha20Rng::seed_from_u64(seed() + 2);
+        let (x, w, e) = (
+            random(&mut rng, a, b),
+            random(&mut rng, c, b),
+            random(&mut rng, a, c),
+        );
+        let top = TABLE7_LEVEL;
+        let ex = EncMatrix::encrypt(&mut client, &x, shape, Layout::Blocks, top).unwrap();
+        let ew = EncMatrix::encrypt(&mut client, &w, shape, Layout::RowTiled { period: c }, top)
+            .unwrap();
+        let ee = EncMatrix::encrypt(&mut client, &e, shape, Layout::ColTiled { period: c }, top)
+            .unwrap();
+        println!(
+            "({a}, {b}, {c}): {} keys, setup {:.1?}",
+            ks.len(),
+            start.elapsed()
+        );
+        let time = |f: &dyn Fn() -> OpCounts| {
+            let start = Instant::now();
+            let counts = f();
+            (start.elapsed().as_secs_f64(), counts)
+        };
+        let run = |f: &dyn Fn()| -> OpCounts {
+            let before = backend.counts();
+            f();
+            counts_delta(&backend.counts(), &before)
+        };
+        let (fa, fac) = time(&|| {
+            run(&|| {
+                diag_abt(&backend, &ex, &ew).unwrap();
+            })
+        });
+        let (oa, oac) = time(&|| {
+            run(&|| {
+                ours::abt_with(&backend, &ex, &ew, abt_plan).unwrap();
+            })
+        });
+        let (ft, ftc) = time(&|| {
+            run(&|| {
+                diag_atb(&backend, &ee, &ex, AtbVariant::Standard).unwrap();
+            })
+        });
+        let (ot, otc) = time(&|| {
+            run(&|| {
+                ours::atb_with(&backend, &ee, &ex, atb_plan).unwrap();
+            })
+        });
+        // Ours at HETAL's output level: both inputs one level lower.
+        let ee_low = EncMatrix::from_blocks(
+            a,
+            c,
+            shape,
+            Layout::ColTiled { period: c },
+            ee.blocks()
+                .iter()
+                .map(|x| backend.drop_to_level(x, top - 1).unwrap())
+                .collect(),
+        )
+        .unwrap();
+        let ex_low = EncMatrix::from_blocks(
+            a,
+            b,
+            shape,
+            Layout::Blocks,
+            ex.blocks()
+                .iter()
+                .map(|x| backend.drop_to_level(x, top - 1).unwrap())
+                .collect(),
+        )
+        .unwrap();
+        let (ot_low, _) = time(&|| {
+            run(&|| {
+                ours::atb_with(&backend, &ee_low, &ex_low, atb_plan).unwrap();
+            })
+        });
+        let abt_cost = ours::abt_cost(a, b, shape, abt_plan);
+        let atb_cost = ours::atb_cost(a, b, shape, atb_plan);
+        assert_eq!((oac, otc), (abt_cost.counts, atb_cost.counts));
+        println!(
+            "  DiagABT: HETAL {fa:.2} s, ours {oa:.2} s: measured {:.2}, model {:.2} ({:?})",
+            oa / fa,
+            model.cost(&abt_cost) / model.weigh(&fac, 0, faithful_encodes(c).0),
+            abt_plan
+        );
+        println!(
+            "  DiagATB: HETAL {ft:.2} s, ours {ot:.2} s: measured {:.2}, model {:.2} ({:?})",
+            ot / ft,
+            model.cost(&atb_cost) / model.weigh(&ftc, 0, faithful_encodes(c).1),
+            atb_plan
+        );
+        println!(
+            "  DiagATB at HETAL's output level (inputs one level lower): ours {ot_low:.2} s, \
+             measured {:.2}; masks encoded: ours {}, HETAL {}",
+            ot_low / ft,
+            atb_cost.encodes,
+            faithful_encodes(c).1
+        );
+        println!(
+            "  both: measured {:.2}, model {:.2}",
+            (oa + ot) / (fa + ft),
+            (model.cost(&abt_cost) + model.cost(&atb_cost))
+                / (model.weigh(&fac, 0, faithful_encodes(c).0)
+                    + model.weigh(&ftc, 0, faithful_encodes(c).1))
+        );
+    }
+}
+
+/// Per-operation wall times at level 11 of `params` (what the products run at), relative to a
+/// rotation: the constants of [`CostModel`] on this machine.
+fn op_timings(params: &Params) {
+    use std::time::Instant;
+    let shape_slots = params.max_slots();
+    let mut keygen = KeyGenerator::with_rng(params, ChaCha20Rng::seed_from_u64(seed()));
+    let sk = keygen.gen_secret_key();
+    let ks: Vec<i64> = (1..=8).collect();
+    let backend = CkksBackend::new(params, Arc::new(keygen.gen_eval_keys(&sk, &ks, true)));
+    let mut client = CkksClient::new(sk, ChaCha20Rng::seed_from_u64(seed() + 1));
+    let mut rng = ChaCha20Rng::seed_from_u64(seed() + 2);
+    let v: Vec<Complex64> = (0..shape_slots)
+        .map(|_| Complex64::new(rng.random_range(-1.0..1.0), 0.0))
+        .collect();
+    let level = TABLE7_LEVEL - 1;
+    let x = hetal_ml::SlotClient::encrypt(&mut client, &v, level).unwrap();
+    let y = hetal_ml::SlotClient::encrypt(&mut client, &v, level).unwrap();
+    let reps = 6;
+    let avg = |f: &dyn Fn()| {
+        f();
+        let start = Instant::now();
+        for _ in 0..reps {
+            f();
+        }
+        start.elapsed().as_secs_f64() / f64::from(reps)
+    };
+    let pt = backend.encode_plain(&v, level).unwrap();
+    let rot = avg(&|| drop(backend.rotate(&x, 1).unwrap()));
+    let hoisted8 = avg(&|| drop(backend.rotate_hoisted(&x, &ks).unwrap()));
+    let mult = avg(&|| drop(backend.mul_relin(&x, &y).unwrap()));
+    let ptm = avg(&|| drop(backend.mul_plain(&x, &pt).unwrap()));
+    let enc = avg(&|| drop(backend.encode_plain(&v, level).unwrap()));
+    let resc = avg(&|| {
+        drop(
+            backend
+                .rescale(&backend.mul_plain(&x, &pt).unwrap())
+                .unwrap(),
+        )
+    });
+    let add = avg(&|| drop(backend.add(&x, &y).unwrap()));
+    let conj = avg(&|| drop(backend.conjugate(&x).unwrap()));
+    let h = (hoisted8 - rot) / 7.0;
+    println!(
+        "level {level}: rotate {:.1} ms; hoisted: {:.2} per rotation + decomposition {:.2}; \
+         mult_relin {:.2}; ptmult {:.3}; rescale {:.3}; add {:.3}; encode {:.3}; conjugate {:.2} \
+         (relative to a rotation)",
+        rot * 1e3,
+        h / rot,
+        (rot - h) / rot,
+        mult / rot,
+        ptm / rot,
+        (resc - ptm) / rot,
+        add / rot,
+        enc / rot,
+        conj / rot,
+    );
 }

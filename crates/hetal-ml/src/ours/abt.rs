@@ -118,13 +118,26 @@ impl AbtPlan {
         })
     }
 
-    /// The plan with the lowest [`CostModel::default`] cost for `A (a × b) · Bᵀ (b × c)`
-    /// (ties: fewer key switches).
+    /// [`AbtPlan::best_with`] the default [`CostModel`].
     ///
     /// # Errors
     /// [`MlError::BadPeriod`] unless `c ≥ 2` is a power of two.
     pub fn best(a: usize, b: usize, c: usize, shape: BlockShape) -> Result<Self, MlError> {
-        let model = CostModel::default();
+        Self::best_with(&CostModel::default(), a, b, c, shape)
+    }
+
+    /// The plan with the lowest `model` cost for `A (a × b) · Bᵀ (b × c)` (ties: fewer key
+    /// switches).
+    ///
+    /// # Errors
+    /// [`MlError::BadPeriod`] unless `c ≥ 2` is a power of two.
+    pub fn best_with(
+        model: &CostModel,
+        a: usize,
+        b: usize,
+        c: usize,
+        shape: BlockShape,
+    ) -> Result<Self, MlError> {
         let mut plans = Vec::new();
         let mut babies = 1;
         while babies <= c / 2 {
@@ -457,6 +470,10 @@ pub fn abt_cost(a: usize, b: usize, shape: BlockShape, plan: AbtPlan) -> Cost {
     } else {
         Cost::sum(&[Cost::batch(c), Cost::light(c, 0, 0)])
     };
+    let masks = match plan.windows {
+        None => 1,
+        Some((_, shifts)) => h * shifts as u64,
+    } + if split { 2 * c - 1 } else { c };
     let sums = match plan.windows {
         None => Cost::sum(&[
             Cost::full(h * log2(shape.s1()) + (h - 1) + 1 + u64::from(!split)),
@@ -480,7 +497,11 @@ pub fn abt_cost(a: usize, b: usize, shape: BlockShape, plan: AbtPlan) -> Cost {
         placement,
         Cost::conjugations(1),
     ]);
-    Cost::sum(&[per_column.times(nb), per_row.times(na)])
+    Cost::sum(&[
+        per_column.times(nb),
+        per_row.times(na),
+        Cost::encoded(masks),
+    ])
 }
 
 /// The rotations [`abt_with`] uses (sorted); it also needs the conjugation key.

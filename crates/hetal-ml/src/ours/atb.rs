@@ -78,13 +78,26 @@ impl AtbPlan {
         Ok(Self { c, window, shifts })
     }
 
-    /// The plan with the lowest [`CostModel::default`] cost for `Aᵀ (c × a) · B (a × b)`
-    /// (ties: fewer key switches, then fewer output ciphertexts).
+    /// [`AtbPlan::best_with`] the default [`CostModel`].
     ///
     /// # Errors
     /// [`MlError::BadPeriod`] unless `2 ≤ c ≤ s0` is a power of two.
     pub fn best(a: usize, b: usize, c: usize, shape: BlockShape) -> Result<Self, MlError> {
-        let model = CostModel::default();
+        Self::best_with(&CostModel::default(), a, b, c, shape)
+    }
+
+    /// The plan with the lowest `model` cost for `Aᵀ (c × a) · B (a × b)` (ties: fewer key
+    /// switches, then fewer output ciphertexts).
+    ///
+    /// # Errors
+    /// [`MlError::BadPeriod`] unless `2 ≤ c ≤ s0` is a power of two.
+    pub fn best_with(
+        model: &CostModel,
+        a: usize,
+        b: usize,
+        c: usize,
+        shape: BlockShape,
+    ) -> Result<Self, MlError> {
         let mut best: Option<(f64, u64, usize, Self)> = None;
         let log_s0 = shape.log_s0();
         for l1 in 0..=log_s0 {
@@ -436,11 +449,18 @@ pub fn atb_cost(a: usize, b: usize, shape: BlockShape, plan: AtbPlan) -> Cost {
         Cost::light(0, 0, 1),
         Cost::conjugations(1),
     ]);
+    let distinct = (period / plan.c) as u64 * h * plan.shifts as u64;
+    let masks = if distinct <= MASK_CACHE as u64 {
+        distinct
+    } else {
+        products * plan.shifts as u64
+    };
     Cost::sum(&[
         per_row.times(na),
         Cost::mults(h * na * nb),
         per_product.times(products),
         per_group.times(groups),
+        Cost::encoded(c - 1 + masks),
     ])
 }
 

@@ -364,7 +364,10 @@ pub fn repack_cost(layout: &PackedLayout, period: usize) -> Cost {
         Cost::light(0, n, n)
     } else {
         let k = (period / layout.period).max(1);
-        Cost::light(n, 0, layout.cts().div_ceil(k) as u64)
+        Cost::sum(&[
+            Cost::light(n, 0, layout.cts().div_ceil(k) as u64),
+            Cost::encoded(k as u64),
+        ])
     }
 }
 
@@ -394,6 +397,7 @@ fn expand_cost_with(layout: &PackedLayout, g1: usize) -> Cost {
     Cost::sum(&[
         Cost::batch(g1 as u64 - 1).times(layout.cts() as u64),
         per_block.times(nb),
+        Cost::encoded(g as u64),
     ])
 }
 
@@ -511,11 +515,8 @@ pub fn to_blocks_cost(layout: &PackedLayout) -> Cost {
     let batches: Vec<Cost> = (0..layout.cts())
         .map(|q| Cost::batch(layout.blocks_in(q).saturating_sub(1) as u64))
         .collect();
-    Cost::sum(
-        batches
-            .iter()
-            .chain(std::iter::once(&Cost::light(nb, 0, nb))),
-    )
+    let masks = Cost::sum(&[Cost::light(nb, 0, nb), Cost::encoded(1)]);
+    Cost::sum(batches.iter().chain(std::iter::once(&masks)))
 }
 
 /// The rotations [`to_blocks`] uses (sorted).
