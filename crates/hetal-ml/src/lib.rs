@@ -58,6 +58,7 @@ pub mod matrix;
 mod ops;
 pub mod ours;
 pub mod plain;
+pub mod softmax;
 
 pub use backend::{CkksBackend, CkksClient, SimCt, SimPt, SlotSim};
 pub use error::MlError;
@@ -67,3 +68,4 @@ pub use matmul::{
 };
 pub use matrix::{BlockShape, EncMatrix, Layout};
 pub use ops::{counts_delta, CkksOps, Leveled, SlotClient};
+pub use softmax::{bench_softmax, SoftmaxAlgo, SoftmaxOps, SoftmaxReport};

@@ -1,0 +1,740 @@
+//! Our softmax: a log-sum-exp tournament, one exponential, one bounded inverse.
+//!
+//! See the [parent module](super) for the algorithm, its error analysis and its depth. This
+//! module holds the designs (minimax polynomials, stored as Chebyshev coefficients and
+//! factored into product form at run time), the encrypted algorithm over [`CkksOps`], and its
+//! plaintext twin.
+
+use ndarray::{Array2, Axis};
+
+use num_complex::Complex64;
+
+use super::kit::{
+    block_mask, ceil_log2, constant_like, mask_rescale, masked_constant, mul_rescale, numeric,
+    one_like, re, window_rotations, window_sum, Primes, SoftmaxOps,
+};
+use super::poly::{grid, landing_scale, tree_ct, Cheb, KLeaf, ProductPoly};
+use crate::error::MlError;
+use crate::matrix::BlockShape;
+use crate::ops::{CkksOps, Leveled};
+
+/// Half-width of the domain of the pairwise log-sum-exp correction: differences of the
+/// tournament's values stay within `±(256 + ln 16 + 2δ) < ±262` for inputs in `[−128, 128]`.
+pub const PSI_D: f64 = 264.0;
+
+/// Largest error of ψ₆₂, the degree-62 minimax approximation of
+/// `ψ(d) = ln(e^{d/2} + e^{−d/2})` on `[−PSI_D, PSI_D]` (checked on a grid by the tests).
+pub const PSI_ERROR: f64 = 0.3719120631714077;
+
+/// Interval of the exponential's argument `t = x − L̃`: `t ≥ −256 − ln 16 − δ` and `t ≤ δ`.
+pub const EXP_LO: f64 = -264.0;
+/// Upper end of the exponential's interval.
+pub const EXP_HI: f64 = 2.0;
+/// Squarings after the exponential's base polynomial: `e^t ≈ p(t)^(2^EXP_SQUARINGS)`.
+pub const EXP_SQUARINGS: usize = 4;
+/// Largest absolute error of `p(t)^16` against `e^t` on `[EXP_LO, EXP_HI]`.
+pub const EXP_ERROR: f64 = 8.364076154050979e-7;
+
+/// Largest number of classes the designs cover (`⌈log2 c⌉ ≤ 4` tournament rounds).
+pub const MAX_CLASSES: usize = 16;
+
+/// Upper ends of the inverse polynomials' intervals `[0, 1.02·e^{δ_R}]`, by rounds `R = 1..=4`.
+const G_HI: [f64; 4] = [
+    1.4999530552213252,
+    2.183796759908377,
+    3.179411696909835,
+    4.628937511048967,
+];
+
+/// Largest relative error of `G_R(S)` against `1/S` on `[e^{−δ_R}, e^{δ_R}]`, `R = 1..=4`.
+pub const G_ERROR: [f64; 4] = [
+    0.00010602921796931675,
+    7.872641805128922e-06,
+    9.298665855250743e-05,
+    2.2322493291593304e-05,
+];
+
+/// Largest `|G_R(S)|` on all of `[0, G_HI]` (the other slots of a row sum hold partial sums in
+/// `[0, e^{δ_R}]`), `R = 1..=4`.
+pub const G_BOUND: [f64; 4] = [
+    5.8821688440051965,
+    8.563908862385794,
+    14.999959919028477,
+    18.152696121760656,
+];
+
+/// ψ₆₂: Chebyshev coefficients in `2w − 1`, `w = (d/PSI_D)²` (minimax, error [`PSI_ERROR`]).
+#[rustfmt::skip]
+const PSI_COEFFS: [f64; 32] = [
+    84.03547232253003, 56.019216838349955, -11.201187065410311, 4.7986202092840315,
+    -2.664438566033579, 1.6943634864394015, -1.1720265479759258, 0.8586326248654775,
+    -0.6558623550575934, 0.517127575367435, -0.41805526739925425, 0.3448272926397211,
+    -0.28919410294467285, 0.24593452872803095, -0.21164018901687756, 0.18399662546883525,
+    -0.16139500743578136, 0.14268496092056304, -0.12702674909639233, 0.11379417220240598,
+    -0.10252165725874665, 0.09284194202294326, -0.08447664747305997, 0.07720486911691966,
+    -0.07085064450287813, 0.06527526081409221, -0.060365406013142914, 0.05603127500959884,
+    -0.05219088279903568, 0.04879537556952266, -0.04577770712255183, 0.39407937292109274,
+];
+
+/// The exponential base on `[EXP_LO, EXP_HI]` (Chebyshev coefficients in `t`).
+#[rustfmt::skip]
+const EXP_COEFFS: [f64; 9] = [
+    0.2552681355570748, 0.19965314249700075, 0.3348708352132146, 0.03971573526719838,
+    0.05804621698311338, 0.24078521561935923, 0.055879555918078465, -0.12207814206184045,
+    0.07100775006243547,
+];
+
+/// `G_1` ≈ 1/S (Chebyshev on `[0, G_HI[0]]`).
+#[rustfmt::skip]
+const G1_COEFFS: [f64; 7] = [
+    2.2263360420871043, -2.271146157998722, 0.9708611341272985, -0.32753357101997316,
+    0.07753853324599344, -0.009241586894284922, -0.0004881813681797016,
+];
+
+/// `G_2` ≈ 1/S (Chebyshev on `[0, G_HI[1]]`).
+#[rustfmt::skip]
+const G2_COEFFS: [f64; 15] = [
+    2.322975848444685, -3.0282891483900887, 1.822789630767337, -0.9853908930876254,
+    0.4513547273402641, -0.14678565978993688, -0.0007470944751642573, 0.052967734905527114,
+    -0.05645476347080718, 0.04139578911817396, -0.024310881026227454, 0.01170478594121244,
+    -0.004547647539563722, 0.0013121673097514987, -0.00023618164771640275,
+];
+
+/// `G_3` ≈ 1/S (Chebyshev on `[0, G_HI[2]]`).
+#[rustfmt::skip]
+const G3_COEFFS: [f64; 15] = [
+    2.4754915770786927, -3.7914178014446436, 2.826378338074821, -2.04471524397369,
+    1.431456614533274, -0.9655009978791858, 0.6249594266646179, -0.38550948865726414,
+    0.2252650763163987, -0.12309616332257857, 0.06224520857461291, -0.028282014137851478,
+    0.011276941201582298, -0.0035624768735756786, 0.0008025502956933252,
+];
+
+/// `G_4` ≈ 1/S (Chebyshev on `[0, G_HI[3]]`).
+#[rustfmt::skip]
+const G4_COEFFS: [f64; 31] = [
+    2.3331703182864265, -3.8524172628734275, 3.1281527179077657, -2.501093437440191,
+    1.9577074587853462, -1.5024401119159774, 1.119883797016263, -0.8119459559703104,
+    0.5625495556086868, -0.37190769853403205, 0.22454067427435598, -0.11986740427698216,
+    0.04409034280952036, 0.0034123724081315484, -0.03403177317563229, 0.047953692204799885,
+    -0.05387394913256425, 0.05137478361949715, -0.04657075234081365, 0.03852723594729758,
+    -0.031180012825451974, 0.02331082234477344, -0.01721827285063394, 0.011663584937920085,
+    -0.007850677923934403, 0.004724581109141033, -0.002843035093290974, 0.0014383504455701478,
+    -0.0007364448983493146, 0.0002627124672036812, -9.756021362239676e-05,
+];
+
+/// Tournament rounds for `c` classes: `⌈log2 c⌉`.
+pub fn rounds(classes: usize) -> usize {
+    ceil_log2(classes)
+}
+
+/// The worst-case error bound of the tournament's log-sum-exp after `rounds` rounds, with the
+/// margin the inverse's interval is designed for: `δ_R = 1.01·R·PSI_ERROR + 0.01`.
+pub fn lse_bound(rounds: usize) -> f64 {
+    1.01 * rounds as f64 * PSI_ERROR + 0.01
+}
+
+/// The inverse polynomial's Chebyshev series for `rounds` rounds (`1..=4`).
+fn g_cheb(rounds: usize) -> Option<Cheb> {
+    let hi = *G_HI.get(rounds.checked_sub(1)?)?;
+    let coeffs: &[f64] = match rounds {
+        1 => &G1_COEFFS,
+        2 => &G2_COEFFS,
+        3 => &G3_COEFFS,
+        4 => &G4_COEFFS,
+        _ => return None,
+    };
+    Some(Cheb::new(0.0, hi, coeffs))
+}
+
+/// Levels of the inverse (degree 6, 14, 14, 30 and a `K·mask` leaf: 4, 8, 8, 16 leaves).
+fn g_depth(rounds: usize) -> usize {
+    match rounds {
+        0 | 1 => 3,
+        2 | 3 => 4,
+        _ => 5,
+    }
+}
+
+/// Levels our softmax consumes for `classes` classes: `1` (scale) `+ 6·R` (tournament)
+/// `+ 3 + 4` (exponential) `+ d_G` (inverse) `+ 1` (final product): 18, 25, 31, 38 for
+/// `R = 1, 2, 3, 4`.
+pub fn depth(classes: usize) -> usize {
+    let r = rounds(classes);
+    1 + 6 * r + 3 + EXP_SQUARINGS + g_depth(r) + 1
+}
+
+/// ψ₆₂ as a Chebyshev series in `w = (d/PSI_D)²` on `[0, 1]`.
+fn psi_w() -> Cheb {
+    Cheb::new(0.0, 1.0, &PSI_COEFFS)
+}
+
+/// The exponential base polynomial (in `t`).
+fn exp_cheb() -> Cheb {
+    Cheb::new(EXP_LO, EXP_HI, &EXP_COEFFS)
+}
+
+/// The exact pairwise correction `ψ(d) = ln(e^{d/2} + e^{−d/2})`, so that
+/// `LSE(a, b) = (a + b)/2 + ψ(a − b)`.
+pub fn psi_exact(d: f64) -> f64 {
+    let h = 0.5 * d.abs();
+    h + (-2.0 * h).exp().ln_1p()
+}
+
+/// ψ₆₂ (the approximation used), by its Chebyshev series.
+pub fn psi_approx(d: f64) -> f64 {
+    let w = d / PSI_D;
+    psi_w().eval(w * w)
+}
+
+/// The exponential approximation `p(t)^16` (by its Chebyshev series).
+pub fn exp_approx(t: f64) -> f64 {
+    exp_cheb().eval(t).powi(1 << EXP_SQUARINGS)
+}
+
+/// The inverse approximation `G_R(S)` for `rounds` rounds (`1..=4`), by its Chebyshev series.
+pub fn inverse_approx(rounds: usize, s: f64) -> Option<f64> {
+    g_cheb(rounds).map(|g| g.eval(s))
+}
+
+/// The unit of the exponential: `σ_e = |K_p|^{1/8}` for `K_p` the leading coefficient of its
+/// base polynomial in `t`, so that the base is monic in `σ_e·t` (its leading coefficient costs
+/// no level). `σ_e ≈ 0.00995`.
+pub fn exp_unit() -> f64 {
+    let p = exp_cheb();
+    let n = p.degree();
+    let lead = p.coeffs.last().copied().unwrap_or(1.0)
+        * 2f64.powi(n as i32 - 1)
+        * (2.0 / (p.hi - p.lo)).powi(n as i32);
+    lead.abs().powf(1.0 / n as f64)
+}
+
+/// The unit `u` in which a polynomial with `roots` (in `x` units) has a monic product of
+/// geometric mean 1 over `samples`: the monic leaves on a ciphertext holding `u·x` at the
+/// default scale are then of order 1, and the leading coefficient is neither tiny nor huge
+/// (a noiseless constant keeps about 40 bits of it).
+fn balancing_unit(roots: &[Complex64], samples: &[f64]) -> f64 {
+    let n = roots.len().max(1) as f64;
+    let mean_log: f64 = samples
+        .iter()
+        .map(|&x| {
+            roots
+                .iter()
+                .map(|r| (Complex64::new(x, 0.0) - r).norm().max(1e-300).ln())
+                .sum::<f64>()
+        })
+        .sum::<f64>()
+        / samples.len().max(1) as f64;
+    (-mean_log / n).exp()
+}
+
+/// The value non-class slots are set to (in `x` units): low enough to vanish in the
+/// exponential, high enough for the tournament's differences to stay within `±PSI_D`.
+const PAD: f64 = -128.0;
+
+/// The polynomials of one run, factored for the encrypted evaluation: the tournament in units
+/// of `σ_t` (which balance ψ's leaves), the exponential in units of [`exp_unit`].
+pub(crate) struct Design {
+    classes: usize,
+    rounds: usize,
+    sigma: f64,
+    rho: f64,
+    psi: ProductPoly,
+    exp: ProductPoly,
+    g: ProductPoly,
+    g_cheb: Cheb,
+}
+
+impl Design {
+    /// Factors the designs for `classes` (`2 ≤ c ≤ MAX_CLASSES`).
+    pub fn new(classes: usize) -> Result<Self, MlError> {
+        if !(2..=MAX_CLASSES).contains(&classes) {
+            return Err(MlError::DimensionMismatch {
+                what: "softmax (ours) classes, 2 ≤ c ≤ 16",
+                lhs: classes,
+                rhs: MAX_CLASSES,
+            });
+        }
+        let rounds = rounds(classes);
+        // ψ's roots in x units: ±PSI_D·√w for the roots w of the series in w; the tournament's
+        // unit σ_t balances them; ψ in those units: σ_t·ψ₆₂(d/σ_t).
+        let xroots: Vec<Complex64> = psi_w()
+            .roots()?
+            .into_iter()
+            .flat_map(|w| {
+                let s = w.sqrt() * PSI_D;
+                [s, -s]
+            })
+            .collect();
+        let sigma = balancing_unit(&xroots, &grid(-PSI_D, PSI_D, 2001));
+        let droots: Vec<Complex64> = xroots.iter().map(|r| r * sigma).collect();
+        let psi = ProductPoly::from_roots(
+            &droots,
+            |d| sigma * psi_approx(d / sigma),
+            &grid(-PSI_D * sigma, PSI_D * sigma, 8001),
+        )?;
+        if !psi.leaves(KLeaf::Const).is_power_of_two() {
+            return Err(numeric(
+                "ψ₆₂ must factor into 2^k − 1 quadratics (plus its K leaf)".into(),
+            ));
+        }
+        // G in units of α (balancing its leaves): G_α(αS) = G(S)/α, roots α·r.
+        let g_cheb = g_cheb(rounds).ok_or(MlError::Empty)?;
+        let g_roots = g_cheb.roots()?;
+        let alpha = balancing_unit(&g_roots, &grid(0.0, g_cheb.hi, 2001));
+        let g = ProductPoly::from_roots(
+            &g_roots.iter().map(|r| r * alpha).collect::<Vec<_>>(),
+            |s| g_cheb.eval(s / alpha) / alpha,
+            &grid(0.0, g_cheb.hi * alpha, 4001),
+        )?;
+        // p(t) in u = σ_e·t with σ_e = exp_unit()·α^{1/128}: monic, and equal to ±α^{1/16}·p(t),
+        // so that y = p(t)^16·α and S arrives in G's units (p^16 ignores the sign).
+        let pc = exp_cheb();
+        let sigma_e = exp_unit() * alpha.powf(1.0 / 128.0);
+        let sign = if unit_sign(&pc) < 0.0 { -1.0 } else { 1.0 };
+        let y_factor = alpha.powf(1.0 / 16.0);
+        let uroots: Vec<Complex64> = pc.roots()?.into_iter().map(|r| r * sigma_e).collect();
+        let exp = ProductPoly::from_roots(
+            &uroots,
+            |u| sign * y_factor * pc.eval(u / sigma_e),
+            &grid(EXP_LO * sigma_e, EXP_HI * sigma_e, 4001),
+        )?;
+        if (exp.k() - 1.0).abs() > 1e-9 {
+            return Err(numeric(format!(
+                "the exponential is not monic in its variable (K = {})",
+                exp.k()
+            )));
+        }
+        Ok(Self {
+            classes,
+            rounds,
+            sigma,
+            rho: sigma_e / sigma,
+            psi,
+            exp,
+            g,
+            g_cheb,
+        })
+    }
+
+    /// Levels consumed (equals [`depth`]).
+    pub fn depth(&self) -> usize {
+        1 + self.rounds * self.psi.depth(KLeaf::Const)
+            + self.exp.depth(KLeaf::Absorbed)
+            + EXP_SQUARINGS
+            + self.g.depth(KLeaf::Mask(&[]))
+            + 1
+    }
+}
+
+/// The sign of the leading coefficient of a Chebyshev series.
+fn unit_sign(p: &Cheb) -> f64 {
+    p.coeffs.last().copied().unwrap_or(1.0).signum()
+}
+
+/// The siblings of leaf 0 on its path to the root of the balanced tree over `n = 2^m` leaves
+/// whose leaves are all `one` except the last, `last`: `[leaf 1, T(2..4), T(4..8), …, T(n/2..n)]`.
+/// Multiplying a value placed at leaf 0 by them in turn reproduces the tree's scale history.
+fn siblings<O: CkksOps>(
+    ops: &O,
+    n: usize,
+    one: &O::Ct,
+    last: &O::Ct,
+) -> Result<Vec<O::Ct>, MlError> {
+    let mut out = Vec::new();
+    let mut lo = 1usize;
+    while lo < n {
+        let hi = if lo == 1 { 2 } else { 2 * lo };
+        let leaves: Vec<O::Ct> = (lo..hi)
+            .map(|i| {
+                if i + 1 == n {
+                    last.clone()
+                } else {
+                    one.clone()
+                }
+            })
+            .collect();
+        out.push(tree_ct(ops, leaves)?);
+        lo = hi;
+    }
+    Ok(out)
+}
+
+/// `leaf · s_1 · s_2 ⋯` (one rescale each).
+fn through<O: CkksOps>(ops: &O, leaf: O::Ct, sibs: &[O::Ct]) -> Result<O::Ct, MlError> {
+    sibs.iter()
+        .try_fold(leaf, |acc, s| mul_rescale(ops, &acc, s))
+}
+
+/// One tournament round: for each `second` (already rotated), the pairwise log-sum-exp
+/// `(first + second)/2 + ψ(first − second)` (in units of σ), landing on the scale `target`;
+/// and every `carried` value brought to the same level and scale by products with noiseless
+/// constants mirroring ψ's tree. All inputs share the level and scale of `first`. In the last
+/// round (`mask` given) the results are multiplied by the mask (through ψ's `K` leaf and its
+/// counterpart in the halves) while the carried values are multiplied by 1; every output is
+/// multiplied by `factor` (a change of unit, free: it rides in the same constant leaves).
+fn lse_round<O: SoftmaxOps>(
+    ops: &O,
+    round: &Round<'_, '_, O>,
+    first: &O::Ct,
+    seconds: &[O::Ct],
+    carried: &[O::Ct],
+) -> Result<RoundOut<O::Ct>, MlError> {
+    let Round {
+        primes,
+        psi,
+        mask,
+        target,
+        factor,
+    } = *round;
+    let n = psi.leaves(mask.map_or(KLeaf::Const, KLeaf::Mask));
+    let one_a = one_like(ops, first)?;
+    let half = constant_like(ops, first, 0.5)?;
+    let below = first
+        .level()
+        .checked_sub(1)
+        .ok_or(MlError::NotEnoughLevels {
+            operand: "tournament round",
+            have: 0,
+            need: 1,
+        })?;
+    let mut values = Vec::with_capacity(seconds.len());
+    let mut model: Option<(O::Ct, f64)> = None;
+    for second in seconds {
+        let d = ops.sub(first, second)?;
+        let mut leaves = psi.monic_leaves(ops, &d)?;
+        let l = match &model {
+            Some((_, l)) => *l,
+            None => {
+                let l = landing_scale(primes, &leaves, (1.0, below), target)?;
+                let leaf0 = leaves.first().ok_or(MlError::Empty)?;
+                model = Some((one_like(ops, leaf0)?, l));
+                l
+            }
+        };
+        let k = psi.k() * factor;
+        leaves.push(match mask {
+            None => ops.constant(leaves.first().ok_or(MlError::Empty)?, k, l)?,
+            Some(m) => masked_constant(ops, &d, m, k, l)?,
+        });
+        values.push(tree_ct(ops, leaves)?);
+    }
+    let (one_leaf, l) = model.ok_or(MlError::Empty)?;
+    // The counterparts of ψ's K leaf: the factor at the K leaf's scale, times the mask (the
+    // halves) or all ones (the carried values) in the last round.
+    let (k_half, k_carried) = match mask {
+        None => {
+            let k = ops.constant(&one_leaf, factor, l)?;
+            (k.clone(), k)
+        }
+        Some(m) => {
+            let ones: Vec<Complex64> = m.iter().map(|_| re(1.0)).collect();
+            (
+                masked_constant(ops, first, m, factor, l)?,
+                masked_constant(ops, first, &ones, factor, l)?,
+            )
+        }
+    };
+    let sib_half = siblings(ops, n, &one_leaf, &k_half)?;
+    let sib_carried = if mask.is_some() {
+        siblings(ops, n, &one_leaf, &k_carried)?
+    } else {
+        sib_half.clone()
+    };
+    let mut out = Vec::with_capacity(seconds.len());
+    for (second, v) in seconds.iter().zip(values) {
+        let leaf = mul_rescale(ops, &ops.add(first, second)?, &half)?;
+        out.push(ops.add(&v, &through(ops, leaf, &sib_half)?)?);
+    }
+    let kept = carried
+        .iter()
+        .map(|v| through(ops, mul_rescale(ops, v, &one_a)?, &sib_carried))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((out, kept))
+}
+
+/// A round's results and its carried values.
+type RoundOut<C> = (Vec<C>, Vec<C>);
+
+/// The fixed inputs of a tournament round.
+struct Round<'p, 'm, O> {
+    primes: &'p Primes<'p, O>,
+    psi: &'p ProductPoly,
+    /// The column-0 mask of the last round.
+    mask: Option<&'m [Complex64]>,
+    /// The scale the results land on.
+    target: f64,
+    /// A change of unit applied to every output.
+    factor: f64,
+}
+
+impl<O> Clone for Round<'_, '_, O> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<O> Copy for Round<'_, '_, O> {}
+
+/// What the tournament keeps of the partial window `P_j` (the low bits of `c`) in a round.
+enum Partial {
+    /// No partial window yet, and none made.
+    Empty,
+    /// Carry `P_j` unchanged.
+    Keep,
+    /// `P_{j+1} = W_j` (carried).
+    FromWindow,
+    /// `P_{j+1} = LSE(W_j, Rot(P_j, 2^j))`.
+    Combine,
+}
+
+/// Whether a block of rows of `s1` slots is processed as two halves (even and odd rows), so
+/// that a window of `c` slots never covers the classes of two rows.
+pub fn split(classes: usize, s1: usize) -> bool {
+    s1 < 2 * classes - 1
+}
+
+/// Our softmax on one block: logits of `classes` classes in the first columns of each row
+/// (zeros in the others), as [`crate::diag_abt`] leaves them. The output holds the
+/// probabilities in the class columns and zeros elsewhere.
+pub(crate) fn block<O: SoftmaxOps>(
+    ops: &O,
+    x: &O::Ct,
+    shape: BlockShape,
+    design: &Design,
+) -> Result<O::Ct, MlError> {
+    let c = design.classes;
+    let s1 = shape.s1();
+    if !split(c, s1) {
+        return half(ops, x, shape, design, |_| true);
+    }
+    let s1i = s1 as i64;
+    let even = half(ops, x, shape, design, |i| i % 2 == 0)?;
+    let odd = half(ops, &ops.rotate(x, s1i)?, shape, design, |i| i % 2 == 0)?;
+    Ok(ops.add(&even, &ops.rotate(&odd, -s1i)?)?)
+}
+
+/// Our softmax on the rows `active(i)` of a block, all other rows treated as padding; the
+/// output is zero outside the class columns of the active rows.
+fn half<O: SoftmaxOps>(
+    ops: &O,
+    x: &O::Ct,
+    shape: BlockShape,
+    design: &Design,
+    active: impl Fn(usize) -> bool,
+) -> Result<O::Ct, MlError> {
+    let c = design.classes;
+    let sigma = design.sigma;
+    let primes = Primes::new(ops);
+    let target = x.scale();
+    // 1. σ_t·x in the class columns of the active rows, σ_t·PAD in every other slot:
+    //    ((x − PAD)·m) + σ_t·PAD with m = σ_t there and 0 elsewhere. One level.
+    let m = block_mask(shape, |i, k| if active(i) && k < c { sigma } else { 0.0 });
+    let e0 = block_mask(shape, |i, k| if active(i) && k == 0 { 1.0 } else { 0.0 });
+    let v = mask_rescale(ops, &ops.add_const(x, re(-PAD))?, &m)?;
+    let v = ops.add_const(&v, re(sigma * PAD))?;
+    // 2. The tournament: L̃ in column 0 (masked), v carried to its scale.
+    let power_of_two = c.is_power_of_two();
+    let mut w = v.clone();
+    let mut p: Option<O::Ct> = None;
+    let mut xs = v;
+    let mut result: Option<O::Ct> = None;
+    for j in 0..design.rounds {
+        let last = j + 1 == design.rounds;
+        let l = 1usize << j;
+        let shift = l as i64;
+        let want_w = if last { power_of_two } else { 2 * l <= c };
+        let partial = if last && power_of_two {
+            Partial::Empty
+        } else {
+            match (c & l != 0, p.is_some()) {
+                (true, true) => Partial::Combine,
+                (true, false) => Partial::FromWindow,
+                (false, true) => Partial::Keep,
+                (false, false) => Partial::Empty,
+            }
+        };
+        let mut seconds = Vec::with_capacity(2);
+        if want_w {
+            seconds.push(ops.rotate(&w, shift)?);
+        }
+        let mut carried = vec![xs.clone()];
+        match (&partial, &p) {
+            (Partial::Combine, Some(pj)) => seconds.push(ops.rotate(pj, shift)?),
+            (Partial::Keep, Some(pj)) => carried.push(pj.clone()),
+            (Partial::FromWindow, _) => carried.push(w.clone()),
+            _ => {}
+        }
+        let round = Round {
+            primes: &primes,
+            psi: &design.psi,
+            mask: last.then_some(e0.as_slice()),
+            target,
+            factor: if last { design.rho } else { 1.0 },
+        };
+        let (outs, kept) = lse_round(ops, &round, &w, &seconds, &carried)?;
+        let mut outs = outs.into_iter();
+        let mut kept = kept.into_iter();
+        xs = kept.next().ok_or(MlError::Empty)?;
+        let new_w = if want_w { outs.next() } else { None };
+        p = match partial {
+            Partial::Combine => outs.next(),
+            Partial::Keep | Partial::FromWindow => kept.next(),
+            Partial::Empty => None,
+        };
+        if last {
+            result = if power_of_two { new_w } else { p.take() };
+        } else if let Some(nw) = new_w {
+            w = nw;
+        }
+    }
+    // 3. t = x − L̃ (now in σ_e units) in the class columns; PAD − 0 elsewhere. y = p(t)^16.
+    let l_fill = window_sum(ops, &result.ok_or(MlError::Empty)?, c, -1)?;
+    let t = ops.sub(&xs, &l_fill)?;
+    let mut y = design
+        .exp
+        .eval_ct(ops, &primes, &t, KLeaf::Absorbed, target)?;
+    for _ in 0..EXP_SQUARINGS {
+        y = mul_rescale(ops, &y, &y)?;
+    }
+    // 4. S in column 0, G(S) masked to column 0 (its K leaf), to the class columns; y·G(S).
+    let s = window_sum(ops, &y, c, 1)?;
+    let g0 = design
+        .g
+        .eval_ct(ops, &primes, &s, KLeaf::Mask(&e0), target)?;
+    let g = window_sum(ops, &g0, c, -1)?;
+    mul_rescale(ops, &y, &g)
+}
+
+/// The rotations the encrypted softmax ([`super::softmax`]) uses for `classes` and rows of `s1` slots (sorted, deduplicated).
+pub fn rotations(classes: usize, s1: usize) -> Vec<i64> {
+    let mut ks: Vec<i64> = (0..rounds(classes)).map(|j| 1i64 << j).collect();
+    ks.extend(window_rotations(classes, -1));
+    ks.extend(window_rotations(classes, 1));
+    if split(classes, s1) {
+        ks.extend([s1 as i64, -(s1 as i64)]);
+    }
+    ks.sort_unstable();
+    ks.dedup();
+    ks
+}
+
+/// The plaintext twin of our softmax on the rows of `x` (`rows × classes`): the same
+/// tournament pairing, the same polynomials evaluated by their Chebyshev series (not by the
+/// product form), in `f64` and in `x` units.
+pub(crate) fn twin(x: &Array2<f64>, design: &Design) -> Array2<f64> {
+    let mut out = Array2::zeros(x.dim());
+    for (row, mut dst) in x.axis_iter(Axis(0)).zip(out.axis_iter_mut(Axis(0))) {
+        let xs: Vec<f64> = row.iter().copied().collect();
+        let l = twin_lse(&xs, design.rounds);
+        let y: Vec<f64> = xs.iter().map(|&v| exp_approx(v - l)).collect();
+        let s: f64 = y.iter().sum();
+        let g = design.g_cheb.eval(s);
+        for (d, v) in dst.iter_mut().zip(&y) {
+            *d = v * g;
+        }
+    }
+    out
+}
+
+/// The tournament's log-sum-exp of a row, pairing as the encrypted softmax does (windows starting at column
+/// 0, the partial window of the low bits of `c` combined from the lowest bit up).
+pub fn twin_lse(xs: &[f64], rounds: usize) -> f64 {
+    let c = xs.len();
+    let comb = |a: f64, b: f64| 0.5 * (a + b) + psi_approx(a - b);
+    let at = |v: &[f64], k: usize| v.get(k).copied().unwrap_or(PAD);
+    // W_j and P_j as functions of the start column, on the row padded with PAD.
+    let mut w: Vec<f64> = xs
+        .iter()
+        .copied()
+        .chain(std::iter::repeat_n(PAD, c))
+        .collect();
+    let mut p: Option<Vec<f64>> = None;
+    let mut last = 0.0;
+    for j in 0..rounds {
+        let l = 1usize << j;
+        let is_last = j + 1 == rounds;
+        let bit = c & l != 0;
+        let new_p = if is_last && c.is_power_of_two() {
+            None
+        } else if bit {
+            Some(match &p {
+                Some(pj) => (0..w.len())
+                    .map(|k| comb(at(&w, k), at(pj, k + l)))
+                    .collect(),
+                None => w.clone(),
+            })
+        } else {
+            p.clone()
+        };
+        let new_w: Vec<f64> = (0..w.len())
+            .map(|k| comb(at(&w, k), at(&w, k + l)))
+            .collect();
+        if is_last {
+            last = if c.is_power_of_two() {
+                at(&new_w, 0)
+            } else {
+                new_p.as_deref().map_or(0.0, |v| at(v, 0))
+            };
+        }
+        w = new_w;
+        p = new_p;
+    }
+    last
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+    use super::*;
+
+    #[test]
+    fn psi_design_error_is_as_stated() {
+        let worst = grid(-PSI_D, PSI_D, 400_001)
+            .into_iter()
+            .map(|d| (psi_approx(d) - psi_exact(d)).abs())
+            .fold(0.0, f64::max);
+        assert!(worst <= PSI_ERROR * (1.0 + 1e-6), "{worst}");
+        assert!(worst >= 0.99 * PSI_ERROR, "{worst}");
+    }
+
+    #[test]
+    fn exp_design_error_is_as_stated() {
+        let worst = grid(EXP_LO, EXP_HI, 2_000_001)
+            .into_iter()
+            .map(|t| (exp_approx(t) - t.exp()).abs())
+            .fold(0.0, f64::max);
+        assert!(worst <= EXP_ERROR * 1.01, "{worst}");
+    }
+
+    #[test]
+    fn inverse_designs_are_accurate_and_bounded() {
+        for r in 1..=4 {
+            let delta = lse_bound(r);
+            let (a, b) = ((-delta).exp(), delta.exp());
+            let g = g_cheb(r).unwrap();
+            let rel = grid(a, b, 200_001)
+                .into_iter()
+                .map(|s| (s * g.eval(s) - 1.0).abs())
+                .fold(0.0, f64::max);
+            assert!(rel <= G_ERROR[r - 1] * 1.01, "R = {r}: {rel}");
+            let bound = grid(0.0, G_HI[r - 1], 200_001)
+                .into_iter()
+                .map(|s| g.eval(s).abs())
+                .fold(0.0, f64::max);
+            assert!(bound <= G_BOUND[r - 1] * 1.01, "R = {r}: |G| up to {bound}");
+            assert!(G_HI[r - 1] >= b, "R = {r}");
+        }
+    }
+
+    #[test]
+    fn designs_factor_and_depths_add_up() {
+        for c in 2..=MAX_CLASSES {
+            let d = Design::new(c).unwrap();
+            assert_eq!(d.depth(), depth(c), "c = {c}");
+        }
+        assert_eq!(
+            (2..=16).map(depth).collect::<Vec<_>>()[..],
+            [18, 25, 25, 31, 31, 31, 31, 38, 38, 38, 38, 38, 38, 38, 38]
+        );
+    }
+}
