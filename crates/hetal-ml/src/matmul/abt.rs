@@ -32,8 +32,8 @@ use crate::ops::CkksOps;
 /// Levels DiagABT consumes (from the lower of its two inputs).
 pub const ABT_DEPTH: usize = 3;
 
-/// Checks the operands; returns the period `c`.
-fn check<C>(a: &EncMatrix<C>, b: &EncMatrix<C>) -> Result<usize, MlError> {
+/// Checks DiagABT's operands (shared by our variant); returns the period `c`.
+pub(crate) fn check_abt<C>(a: &EncMatrix<C>, b: &EncMatrix<C>) -> Result<usize, MlError> {
     if a.layout() != Layout::Blocks {
         return Err(MlError::LayoutMismatch {
             operand: "DiagABT A",
@@ -88,7 +88,7 @@ pub fn diag_abt<O: CkksOps>(
     a: &EncMatrix<O::Ct>,
     b: &EncMatrix<O::Ct>,
 ) -> Result<EncMatrix<O::Ct>, MlError> {
-    let c = check(a, b)?;
+    let c = check_abt(a, b)?;
     let shape = a.shape();
     let (na, nb) = a.grid();
     let s1 = shape.s1() as i64;

@@ -80,8 +80,8 @@ impl AtbVariant {
     }
 }
 
-/// Checks the operands; returns the period `c`.
-fn check<C>(a: &EncMatrix<C>, b: &EncMatrix<C>) -> Result<usize, MlError> {
+/// Checks DiagATB's operands (shared by our variant); returns the period `c`.
+pub(crate) fn check_atb<C>(a: &EncMatrix<C>, b: &EncMatrix<C>) -> Result<usize, MlError> {
     if b.layout() != Layout::Blocks {
         return Err(MlError::LayoutMismatch {
             operand: "DiagATB B",
@@ -155,7 +155,7 @@ pub fn diag_atb<O: CkksOps>(
     b: &EncMatrix<O::Ct>,
     variant: AtbVariant,
 ) -> Result<EncMatrix<O::Ct>, MlError> {
-    let c = check(a, b)?;
+    let c = check_atb(a, b)?;
     let shape = b.shape();
     let (na, nb) = b.grid();
     let s1 = shape.s1();

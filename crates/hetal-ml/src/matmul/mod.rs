@@ -35,7 +35,9 @@
 mod abt;
 mod atb;
 
+pub(crate) use abt::check_abt;
 pub use abt::{abt_rotations, diag_abt, ABT_DEPTH};
+pub(crate) use atb::check_atb;
 pub use atb::{atb_rotations, diag_atb, AtbVariant};
 
 use std::fmt;

@@ -188,51 +188,6 @@ impl AbtPlan {
     }
 }
 
-/// Checks the operands (as HETAL's DiagABT); returns the period `c`.
-fn check<C>(a: &EncMatrix<C>, b: &EncMatrix<C>) -> Result<usize, MlError> {
-    if a.layout() != Layout::Blocks {
-        return Err(MlError::LayoutMismatch {
-            operand: "ours::abt A",
-            expected: Layout::Blocks,
-            found: a.layout(),
-        });
-    }
-    let c = match b.layout() {
-        Layout::RowTiled { period } => period,
-        found => {
-            return Err(MlError::LayoutMismatch {
-                operand: "ours::abt B",
-                expected: Layout::RowTiled { period: b.rows() },
-                found,
-            })
-        }
-    };
-    let shape = a.shape();
-    if b.shape() != shape {
-        return Err(MlError::DimensionMismatch {
-            what: "ours::abt block rows s0",
-            lhs: shape.s0(),
-            rhs: b.shape().s0(),
-        });
-    }
-    if a.cols() != b.cols() {
-        return Err(MlError::DimensionMismatch {
-            what: "ours::abt inner dimension (columns of A and B)",
-            lhs: a.cols(),
-            rhs: b.cols(),
-        });
-    }
-    if c < 2 || c > shape.s1() {
-        return Err(MlError::BadPeriod {
-            period: c,
-            s0: shape.s0(),
-            s1: shape.s1(),
-            reason: "DiagABT needs 2 ≤ c ≤ s1 (the output has c columns)".into(),
-        });
-    }
-    Ok(c)
-}
-
 /// `C = A·Bᵀ` by our DiagABT with the best [`AbtPlan`]: same operands and output layout as
 /// [`diag_abt`](crate::diag_abt) (`A` in `Blocks`, `B` in `RowTiled { period: c }`, the
 /// logits in `Blocks`), [`OURS_ABT_DEPTH`] levels, counts [`abt_cost`].
@@ -244,7 +199,7 @@ pub fn abt<O: CkksOps>(
     a: &EncMatrix<O::Ct>,
     b: &EncMatrix<O::Ct>,
 ) -> Result<EncMatrix<O::Ct>, MlError> {
-    let c = check(a, b)?;
+    let c = crate::matmul::check_abt(a, b)?;
     let plan = AbtPlan::best(a.rows(), a.cols(), c, a.shape())?;
     abt_with(ops, a, b, plan)
 }
@@ -259,7 +214,7 @@ pub fn abt_with<O: CkksOps>(
     b: &EncMatrix<O::Ct>,
     plan: AbtPlan,
 ) -> Result<EncMatrix<O::Ct>, MlError> {
-    let c = check(a, b)?;
+    let c = crate::matmul::check_abt(a, b)?;
     let shape = a.shape();
     if plan.c != c {
         return Err(MlError::BadPeriod {

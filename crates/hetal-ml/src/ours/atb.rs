@@ -29,7 +29,7 @@ use super::{
     select, Cost, CostModel,
 };
 use crate::error::MlError;
-use crate::matrix::{BlockShape, EncMatrix, Layout};
+use crate::matrix::{BlockShape, EncMatrix};
 use crate::ops::{CkksOps, Leveled};
 
 /// Levels our DiagATB consumes from `A` (the error `P − Y`) and from `B` (the features): the
@@ -150,51 +150,6 @@ impl AtbPlan {
     }
 }
 
-/// Checks the operands (as HETAL's DiagATB); returns the period `c`.
-fn check<C>(a: &EncMatrix<C>, b: &EncMatrix<C>) -> Result<usize, MlError> {
-    if b.layout() != Layout::Blocks {
-        return Err(MlError::LayoutMismatch {
-            operand: "ours::atb B",
-            expected: Layout::Blocks,
-            found: b.layout(),
-        });
-    }
-    let c = match a.layout() {
-        Layout::ColTiled { period } => period,
-        found => {
-            return Err(MlError::LayoutMismatch {
-                operand: "ours::atb A",
-                expected: Layout::ColTiled { period: a.cols() },
-                found,
-            })
-        }
-    };
-    let shape = b.shape();
-    if a.shape() != shape {
-        return Err(MlError::DimensionMismatch {
-            what: "ours::atb block rows s0",
-            lhs: a.shape().s0(),
-            rhs: shape.s0(),
-        });
-    }
-    if a.rows() != b.rows() {
-        return Err(MlError::DimensionMismatch {
-            what: "ours::atb inner dimension (rows of A and B)",
-            lhs: a.rows(),
-            rhs: b.rows(),
-        });
-    }
-    if c < 2 || c > shape.s0() {
-        return Err(MlError::BadPeriod {
-            period: c,
-            s0: shape.s0(),
-            s1: shape.s1(),
-            reason: "DiagATB needs 2 ≤ c ≤ s0 (the output has c rows)".into(),
-        });
-    }
-    Ok(c)
-}
-
 /// `C = Aᵀ·B` by our DiagATB with the best [`AtbPlan`]: same operands as
 /// [`diag_atb`](crate::diag_atb) (`A` in `ColTiled { period: c }`, `B` in `Blocks`); the
 /// gradient comes out packed with the plan's period ([`to_blocks`](super::to_blocks) gives
@@ -207,7 +162,7 @@ pub fn atb<O: CkksOps>(
     a: &EncMatrix<O::Ct>,
     b: &EncMatrix<O::Ct>,
 ) -> Result<PackedMatrix<O::Ct>, MlError> {
-    let c = check(a, b)?;
+    let c = crate::matmul::check_atb(a, b)?;
     let plan = AtbPlan::best(a.rows(), b.cols(), c, b.shape())?;
     atb_with(ops, a, b, plan)
 }
@@ -347,7 +302,7 @@ pub fn atb_with<O: CkksOps>(
     b: &EncMatrix<O::Ct>,
     plan: AtbPlan,
 ) -> Result<PackedMatrix<O::Ct>, MlError> {
-    let c = check(a, b)?;
+    let c = crate::matmul::check_atb(a, b)?;
     let shape = b.shape();
     if plan.c != c {
         return Err(MlError::BadPeriod {
