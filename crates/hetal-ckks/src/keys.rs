@@ -239,21 +239,8 @@ impl<R: CryptoRng> KeyGenerator<R> {
         // The key switches s to σ_g^{-1}(s): the evaluator key-switches c1 first and applies
         // σ_g to the two output polynomials afterwards (σ_g(σ_g^{-1}(s)) = s), which moves the
         // permutation from the decomposed digits (over Q·P, one per digit) to the result.
-        if g % 2 == 0 {
-            return Err(CkksError::InvalidParams(format!(
-                "Galois element {g} is even"
-            )));
-        }
-        // (Z/2N)^* has exponent N/2, so g^{-1} = g^{N/2 - 1} mod 2N.
-        let two_n = 2 * self.params.n() as u64;
-        let (mut inv, mut base, mut e) = (1u64, g % two_n, self.params.n() as u64 / 2 - 1);
-        while e > 0 {
-            if e & 1 == 1 {
-                inv = inv * base % two_n;
-            }
-            base = base * base % two_n;
-            e >>= 1;
-        }
+        let inv = hetal_ring::galois_inverse(g, self.params.n())
+            .ok_or_else(|| CkksError::InvalidParams(format!("Galois element {g} is even")))?;
         let auto = Automorphism::new(inv, self.params.ntt_order())
             .ok_or_else(|| CkksError::InvalidParams(format!("Galois element {g} is even")))?;
         let mut s_inv = RnsPoly::zero(self.params.n(), sk.poly.num_limbs());

@@ -426,19 +426,8 @@ impl Params {
 
     /// The Galois element of a rotation by `k` slots (left), `5^k mod 2N`.
     pub fn galois_element(&self, k: i64) -> u64 {
-        let two_n = 2 * self.0.n as u64;
         let k = k.rem_euclid(self.max_slots() as i64) as u64;
-        let mut g = 1u64;
-        let mut base = 5u64;
-        let mut e = k;
-        while e > 0 {
-            if e & 1 == 1 {
-                g = g * base % two_n;
-            }
-            base = base * base % two_n;
-            e >>= 1;
-        }
-        g
+        hetal_ring::galois_power(5, k, self.0.n)
     }
 
     /// The Galois element of complex conjugation, `2N − 1`.

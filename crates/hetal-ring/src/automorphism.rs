@@ -9,6 +9,26 @@ use rayon::prelude::*;
 
 use crate::{ntt::NttOrder, Prime, RnsPoly};
 
+/// `base^e mod 2n`: Galois elements are powers (5^k for rotations) in `(Z/2nZ)^*`.
+pub fn galois_power(base: u64, mut e: u64, n: usize) -> u64 {
+    let two_n = 2 * n as u64;
+    let (mut acc, mut b) = (1 % two_n, base % two_n);
+    while e > 0 {
+        if e & 1 == 1 {
+            acc = acc * b % two_n;
+        }
+        b = b * b % two_n;
+        e >>= 1;
+    }
+    acc
+}
+
+/// The inverse of the Galois element `g` modulo `2n` (`σ_g^{-1} = σ_{g^{-1}}`), or `None` for
+/// an even `g`. `(Z/2nZ)^*` has exponent `n/2` (`n ≥ 4`), so `g^{-1} = g^{n/2 − 1}`.
+pub fn galois_inverse(g: u64, n: usize) -> Option<u64> {
+    (g % 2 == 1).then(|| galois_power(g, (n / 2).saturating_sub(1) as u64, n))
+}
+
 /// A precomputed Galois automorphism.
 #[derive(Clone, Debug)]
 pub struct Automorphism {
@@ -113,5 +133,11 @@ mod tests {
             assert_eq!(out, want, "NTT form, g = {g}");
         }
         assert!(Automorphism::new(4, &order).is_none());
+        for g in [5u64, 25, 2 * n as u64 - 1, 3, 77] {
+            let inv = galois_inverse(g, n).unwrap();
+            assert_eq!(g * inv % (2 * n as u64), 1, "g = {g}");
+        }
+        assert_eq!(galois_inverse(6, n), None);
+        assert_eq!(galois_power(5, 3, n), 125);
     }
 }

@@ -28,7 +28,7 @@ mod poly;
 pub mod primes;
 pub mod sampling;
 
-pub use automorphism::Automorphism;
+pub use automorphism::{galois_inverse, galois_power, Automorphism};
 pub use basis::{BasisConverter, DivideAndRound, MixedRadix};
 pub use error::RingError;
 pub use modulus::Modulus;
