@@ -77,6 +77,22 @@ pub enum MlError {
         /// Levels needed.
         need: usize,
     },
+    /// A value is too large for the bootstrapping circuit at its scale (found by the
+    /// simulator, which checks what the encrypted circuit cannot).
+    #[error(
+        "bootstrapping {operand} needs |value| ≤ {limit:e} at its scale, found {value:e}{}",
+        if *real { " (or a non-real value in a real pair)" } else { "" }
+    )]
+    BootstrapRange {
+        /// What was bootstrapped (as the caller of the level planner named it).
+        operand: &'static str,
+        /// The largest magnitude found.
+        value: f64,
+        /// The largest allowed at the ciphertext's scale.
+        limit: f64,
+        /// Whether real values were required (a pair).
+        real: bool,
+    },
     /// A matrix has no rows, no columns or no blocks.
     #[error("empty matrix")]
     Empty,

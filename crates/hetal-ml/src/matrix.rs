@@ -318,9 +318,25 @@ impl<C: Leveled> EncMatrix<C> {
         layout: Layout,
         level: usize,
     ) -> Result<Self, MlError> {
+        let scale = client.default_scale();
+        Self::encrypt_scaled(client, m, shape, layout, level, scale)
+    }
+
+    /// [`EncMatrix::encrypt`] at `scale` instead of the default scale.
+    ///
+    /// # Errors
+    /// As [`EncMatrix::encrypt`].
+    pub fn encrypt_scaled<K: SlotClient<Ct = C>>(
+        client: &mut K,
+        m: &Array2<f64>,
+        shape: BlockShape,
+        layout: Layout,
+        level: usize,
+        scale: f64,
+    ) -> Result<Self, MlError> {
         let blocks = pack(m, shape, layout)?
             .iter()
-            .map(|v| client.encrypt(v, level))
+            .map(|v| client.encrypt_scaled(v, level, scale))
             .collect::<Result<Vec<_>, _>>()?;
         let (rows, cols) = m.dim();
         Self::from_blocks(rows, cols, shape, layout, blocks)

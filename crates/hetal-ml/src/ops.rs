@@ -30,6 +30,8 @@
 use hetal_ckks::{Ciphertext, CkksError, OpCounts};
 use num_complex::Complex64;
 
+use crate::error::MlError;
+
 /// Metadata every ciphertext-like value carries.
 pub trait Leveled {
     /// The level (number of primes − 1).
@@ -171,6 +173,117 @@ pub trait CkksOps {
     fn reset_counts(&self);
 }
 
+/// Bootstrapping: the one operation that gives levels back.
+///
+/// A bootstrapped ciphertext is at [`Bootstrap::refreshed_level`] with the input's scale. The
+/// circuit refreshes messages whose slots (real and imaginary parts) are at most
+/// `bound·Δ/scale` in magnitude, with `Δ` the default scale and `bound` the circuit's message
+/// bound: a value of magnitude up to `B` is bootstrapped at a scale of at most `bound·Δ/B`,
+/// at an absolute precision of about `B` times the circuit's. The real circuit cannot check
+/// this on ciphertexts; the simulator does, so a simulated run proves the bounds of the
+/// encrypted one. Bootstrapping's own operations are counted by the real backend (they are
+/// evaluator operations) but not by the simulator: compare counts between backends on
+/// bootstrap-free runs, and bootstraps with [`Bootstrap::bootstraps`].
+pub trait Bootstrap: CkksOps {
+    /// The level of a bootstrapped ciphertext, `None` when the backend has no bootstrapping.
+    fn refreshed_level(&self) -> Option<usize>;
+
+    /// Bootstraps `a`.
+    ///
+    /// # Errors
+    /// No bootstrapping configured; a wrong slot count; (simulator) a value out of bounds.
+    fn bootstrap(&self, a: &Self::Ct) -> Result<Self::Ct, MlError>;
+
+    /// Bootstraps two real-valued ciphertexts of the same level and scale for the price of one
+    /// (packed as `a + i·b`).
+    ///
+    /// # Errors
+    /// As [`Bootstrap::bootstrap`]; level or scale mismatch; (simulator) non-real values.
+    fn bootstrap_pair(&self, a: &Self::Ct, b: &Self::Ct) -> Result<(Self::Ct, Self::Ct), MlError>;
+
+    /// Bootstrapping circuits run since creation (a pair counts once).
+    fn bootstraps(&self) -> u64;
+}
+
+/// The level planner's one rule: before a stage that consumes `need` levels, every value it
+/// reads must hold `need` levels. If any of `cts` has fewer, those are bootstrapped (two at a
+/// time when they share a scale, as real values); then all are brought to the lowest level
+/// among them, so that the stage sees operands of one level. Values with enough levels are
+/// never bootstrapped, so a run bootstraps exactly where its depth runs out.
+///
+/// # Errors
+/// [`MlError::NotEnoughLevels`] when a value is short and the backend cannot bootstrap, or
+/// when `need` exceeds what a bootstrap gives; errors of [`Bootstrap`].
+pub fn ensure_levels<O: Bootstrap>(
+    ops: &O,
+    mut cts: Vec<O::Ct>,
+    need: usize,
+    operand: &'static str,
+) -> Result<Vec<O::Ct>, MlError> {
+    // Name the operand in the simulator's out-of-bound errors.
+    let named = |e: MlError| match e {
+        MlError::BootstrapRange {
+            value, limit, real, ..
+        } => MlError::BootstrapRange {
+            operand,
+            value,
+            limit,
+            real,
+        },
+        e => e,
+    };
+    let short: Vec<usize> = (0..cts.len())
+        .filter(|&i| cts.get(i).is_some_and(|c| c.level() < need))
+        .collect();
+    if let Some(&first) = short.first() {
+        let have = cts.get(first).map_or(0, Leveled::level);
+        match ops.refreshed_level() {
+            Some(l) if l >= need => {}
+            _ => {
+                return Err(MlError::NotEnoughLevels {
+                    operand,
+                    have,
+                    need,
+                })
+            }
+        }
+        let mut pending = short.into_iter().peekable();
+        while let Some(i) = pending.next() {
+            let a = cts.get(i).ok_or(MlError::Empty)?.clone();
+            let partner = pending.next_if(|&j| {
+                cts.get(j).is_some_and(|b| {
+                    (b.scale() - a.scale()).abs() <= hetal_ckks::SCALE_TOLERANCE * a.scale().abs()
+                })
+            });
+            match partner {
+                Some(j) => {
+                    let b = cts.get(j).ok_or(MlError::Empty)?;
+                    let level = a.level().min(b.level());
+                    let (x, y) = ops
+                        .bootstrap_pair(
+                            &ops.drop_to_level(&a, level)?,
+                            &ops.drop_to_level(b, level)?,
+                        )
+                        .map_err(named)?;
+                    set(&mut cts, i, x)?;
+                    set(&mut cts, j, y)?;
+                }
+                None => {
+                    let x = ops.bootstrap(&a).map_err(named)?;
+                    set(&mut cts, i, x)?;
+                }
+            }
+        }
+    }
+    let low = cts.iter().map(Leveled::level).min().unwrap_or(0);
+    cts.iter().map(|c| Ok(ops.drop_to_level(c, low)?)).collect()
+}
+
+fn set<T>(v: &mut [T], i: usize, x: T) -> Result<(), MlError> {
+    *v.get_mut(i).ok_or(MlError::Empty)? = x;
+    Ok(())
+}
+
 /// The client side: encrypts and decrypts slot vectors.
 pub trait SlotClient {
     /// The ciphertext type.
@@ -180,7 +293,24 @@ pub trait SlotClient {
     ///
     /// # Errors
     /// A bad slot count, a non-finite value, or a level above the top.
-    fn encrypt(&mut self, values: &[Complex64], level: usize) -> Result<Self::Ct, CkksError>;
+    fn encrypt(&mut self, values: &[Complex64], level: usize) -> Result<Self::Ct, CkksError> {
+        let scale = self.default_scale();
+        self.encrypt_scaled(values, level, scale)
+    }
+
+    /// Encrypts `values` at `level` and `scale`.
+    ///
+    /// # Errors
+    /// A bad slot count, a non-finite value, a level above the top, or a scale out of range.
+    fn encrypt_scaled(
+        &mut self,
+        values: &[Complex64],
+        level: usize,
+        scale: f64,
+    ) -> Result<Self::Ct, CkksError>;
+
+    /// The scale of [`SlotClient::encrypt`].
+    fn default_scale(&self) -> f64;
 
     /// Decrypts to the slot values.
     ///

@@ -153,7 +153,7 @@ use rand::{Rng, SeedableRng};
 use crate::error::MlError;
 use crate::matmul::HetalCounts;
 use crate::matrix::{BlockShape, EncMatrix, Layout};
-use crate::ops::{counts_delta, CkksOps};
+use crate::ops::{counts_delta, Bootstrap, CkksOps};
 use crate::SlotSim;
 
 /// Which softmax.
@@ -195,7 +195,7 @@ impl Design {
         }
     }
 
-    fn block<O: SoftmaxOps>(
+    fn block<O: SoftmaxOps + Bootstrap>(
         &self,
         ops: &O,
         x: &O::Ct,
@@ -259,9 +259,18 @@ fn check_classes(classes: usize, algo: SoftmaxAlgo) -> Result<(), MlError> {
 /// # Errors
 /// [`MlError::LayoutMismatch`] unless the logits are in [`Layout::Blocks`];
 /// [`MlError::DimensionMismatch`] for a class count out of range or above `s1`;
-/// [`MlError::NotEnoughLevels`] below [`softmax_depth`]; CKKS errors (a missing rotation key:
-/// see [`softmax_rotations`]).
-pub fn softmax<O: SoftmaxOps>(
+/// [`MlError::NotEnoughLevels`] below [`softmax_depth`] (ours: below its first stage, or at
+/// any stage when the backend cannot bootstrap); CKKS errors (a missing rotation key: see
+/// [`softmax_rotations`]).
+///
+/// Ours runs at any depth on a backend with bootstrapping: the level planner
+/// ([`ensure_levels`](crate::ensure_levels)) refreshes the live values between its stages
+/// exactly when a stage would not fit. Every value it may bootstrap is below 1 in magnitude
+/// (the tournament's in its unit σ_t, the exponential's by the design of its unit), so with
+/// logits at the default scale all are within the circuit's bound (see [`Bootstrap`]); the
+/// logits themselves are only bootstrapped when they arrive without the one level of the first
+/// stage, and then they must be within the bound at their own scale.
+pub fn softmax<O: SoftmaxOps + Bootstrap>(
     ops: &O,
     logits: &EncMatrix<O::Ct>,
     algo: SoftmaxAlgo,
@@ -284,7 +293,10 @@ pub fn softmax<O: SoftmaxOps>(
     }
     check_classes(classes, algo)?;
     let design = Design::new(classes, algo)?;
-    let need = design.depth();
+    let need = match (&design, ops.refreshed_level()) {
+        (Design::Ours(_), Some(_)) => 1,
+        _ => design.depth(),
+    };
     let level = logits.level();
     if level < need {
         return Err(MlError::NotEnoughLevels {
@@ -393,18 +405,7 @@ pub fn bench_softmax(
     rows: usize,
     seed: u64,
 ) -> Result<SoftmaxReport, MlError> {
-    if !(range > 0.0 && range <= hetal::RMAX) {
-        return Err(MlError::DimensionMismatch {
-            what: "softmax bench range (0 < R ≤ 128), rounded",
-            lhs: range.max(0.0).round() as usize,
-            rhs: hetal::RMAX as usize,
-        });
-    }
-    if rows == 0 {
-        return Err(MlError::Empty);
-    }
-    let mut rng = StdRng::seed_from_u64(seed);
-    let x = Array2::from_shape_fn((rows, classes), |_| rng.random_range(-range..=range));
+    let x = bench_logits(classes, range, rows, seed)?;
     let (y, depth, counts) = simulate(&x, algo)?;
     let (max_err, mean_err) = softmax_errors(&y, &reference_softmax(&x));
     Ok(SoftmaxReport {
@@ -417,6 +418,35 @@ pub fn bench_softmax(
         depth,
         counts,
     })
+}
+
+/// The rows [`bench_softmax`] measures: `rows` rows of `classes` values uniform in
+/// `[−range, range]`, drawn from `seed`. Public so that other runs (encrypted ones, at other
+/// parameters) measure the very same rows.
+///
+/// # Errors
+/// [`MlError::DimensionMismatch`] for a range outside `(0, 128]`, [`MlError::Empty`] for no
+/// rows.
+pub fn bench_logits(
+    classes: usize,
+    range: f64,
+    rows: usize,
+    seed: u64,
+) -> Result<Array2<f64>, MlError> {
+    if !(range > 0.0 && range <= hetal::RMAX) {
+        return Err(MlError::DimensionMismatch {
+            what: "softmax bench range (0 < R ≤ 128), rounded",
+            lhs: range.max(0.0).round() as usize,
+            rhs: hetal::RMAX as usize,
+        });
+    }
+    if rows == 0 {
+        return Err(MlError::Empty);
+    }
+    let mut rng = StdRng::seed_from_u64(seed);
+    Ok(Array2::from_shape_fn((rows, classes), |_| {
+        rng.random_range(-range..=range)
+    }))
 }
 
 /// Runs a softmax on the simulator on the rows of `logits` (as [`bench_softmax`] lays them out)

@@ -3,15 +3,18 @@
 //!
 //! Only the public API of `hetal-ckks` is used; nothing here sees an RNS limb.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use hetal_ckks::{
-    Ciphertext, CkksError, Encoder, EvalKeySet, Evaluator, OpCounts, Params, Plaintext, SecretKey,
+    BootKeys, Bootstrapper, Ciphertext, CkksError, Encoder, EvalKeySet, Evaluator, OpCounts,
+    Params, Plaintext, SecretKey,
 };
 use num_complex::Complex64;
 use rand::CryptoRng;
 
-use crate::ops::{CkksOps, SlotClient};
+use crate::error::MlError;
+use crate::ops::{Bootstrap, CkksOps, SlotClient};
 
 /// The top prime `q_level` as a float, or an error for a level above the top.
 fn top_prime(params: &Params, level: usize) -> Result<f64, CkksError> {
@@ -28,10 +31,13 @@ fn top_prime(params: &Params, level: usize) -> Result<f64, CkksError> {
         .ok_or(CkksError::ParamsMismatch)
 }
 
-/// Server-side backend: an [`Evaluator`] (public keys only) and an [`Encoder`] for masks.
+/// Server-side backend: an [`Evaluator`] (public keys only), an [`Encoder`] for masks, and
+/// optionally a [`Bootstrapper`] with its encapsulation keys.
 pub struct CkksBackend {
     eval: Evaluator,
     encoder: Encoder,
+    boot: Option<(Arc<Bootstrapper>, Option<Arc<BootKeys>>)>,
+    bootstraps: AtomicU64,
 }
 
 impl CkksBackend {
@@ -43,7 +49,38 @@ impl CkksBackend {
     /// Wraps an existing evaluator.
     pub fn from_evaluator(eval: Evaluator) -> Self {
         let encoder = Encoder::new(eval.params());
-        Self { eval, encoder }
+        Self {
+            eval,
+            encoder,
+            boot: None,
+            bootstraps: AtomicU64::new(0),
+        }
+    }
+
+    /// Adds bootstrapping with `bootstrapper` (built for these parameters) and its
+    /// encapsulation keys (`None` for a circuit without encapsulation). The evaluation keys
+    /// must include the bootstrapper's rotations, the conjugation and relinearization keys.
+    ///
+    /// # Errors
+    /// [`CkksError::ParamsMismatch`] when the bootstrapper is for other parameters.
+    pub fn with_bootstrapping(
+        mut self,
+        bootstrapper: Arc<Bootstrapper>,
+        keys: Option<Arc<BootKeys>>,
+    ) -> Result<Self, CkksError> {
+        if bootstrapper.encoder().params() != self.eval.params() {
+            return Err(CkksError::ParamsMismatch);
+        }
+        self.boot = Some((bootstrapper, keys));
+        Ok(self)
+    }
+
+    fn bootstrapper(&self) -> Result<&(Arc<Bootstrapper>, Option<Arc<BootKeys>>), MlError> {
+        self.boot.as_ref().ok_or(MlError::NotEnoughLevels {
+            operand: "bootstrapping (not configured on this backend)",
+            have: 0,
+            need: 1,
+        })
     }
 
     /// The evaluator.
@@ -132,6 +169,35 @@ impl CkksOps for CkksBackend {
 
     fn reset_counts(&self) {
         self.eval.reset_counts();
+        self.bootstraps.store(0, Ordering::Relaxed);
+    }
+}
+
+impl Bootstrap for CkksBackend {
+    fn refreshed_level(&self) -> Option<usize> {
+        self.boot.as_ref().map(|(b, _)| b.levels_after())
+    }
+
+    fn bootstrap(&self, a: &Ciphertext) -> Result<Ciphertext, MlError> {
+        let (b, keys) = self.bootstrapper()?;
+        let out = b.bootstrap(&self.eval, a, keys.as_deref())?;
+        self.bootstraps.fetch_add(1, Ordering::Relaxed);
+        Ok(out)
+    }
+
+    fn bootstrap_pair(
+        &self,
+        a: &Ciphertext,
+        b: &Ciphertext,
+    ) -> Result<(Ciphertext, Ciphertext), MlError> {
+        let (boot, keys) = self.bootstrapper()?;
+        let out = boot.bootstrap_pair(&self.eval, a, b, keys.as_deref())?;
+        self.bootstraps.fetch_add(1, Ordering::Relaxed);
+        Ok(out)
+    }
+
+    fn bootstraps(&self) -> u64 {
+        self.bootstraps.load(Ordering::Relaxed)
     }
 }
 
@@ -165,11 +231,18 @@ impl<R: CryptoRng> CkksClient<R> {
 impl<R: CryptoRng> SlotClient for CkksClient<R> {
     type Ct = Ciphertext;
 
-    fn encrypt(&mut self, values: &[Complex64], level: usize) -> Result<Ciphertext, CkksError> {
-        let pt = self
-            .encoder
-            .encode(values, values.len(), level, self.params.default_scale())?;
+    fn encrypt_scaled(
+        &mut self,
+        values: &[Complex64],
+        level: usize,
+        scale: f64,
+    ) -> Result<Ciphertext, CkksError> {
+        let pt = self.encoder.encode(values, values.len(), level, scale)?;
         self.sk.encrypt(&pt, &mut self.rng)
+    }
+
+    fn default_scale(&self) -> f64 {
+        self.params.default_scale()
     }
 
     fn decrypt(&self, ct: &Ciphertext) -> Result<Vec<Complex64>, CkksError> {

@@ -18,7 +18,8 @@ use std::sync::{Mutex, PoisonError};
 use hetal_ckks::{CkksError, OpCounts, Params, SCALE_TOLERANCE};
 use num_complex::Complex64;
 
-use crate::ops::{CkksOps, Leveled, SlotClient};
+use crate::error::MlError;
+use crate::ops::{Bootstrap, CkksOps, Leveled, SlotClient};
 
 /// A simulated ciphertext: the exact slot values, with level and scale.
 #[derive(Clone, Debug, PartialEq)]
@@ -62,6 +63,14 @@ struct SimState {
     counts: OpCounts,
     rotations: BTreeSet<i64>,
     conjugation: bool,
+    bootstraps: u64,
+}
+
+/// What a simulated bootstrap does: the level it returns to, and the circuit's message bound.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct SimBoot {
+    level: usize,
+    bound: f64,
 }
 
 /// The simulator backend; also a [`SlotClient`] (encryption is the identity).
@@ -71,6 +80,7 @@ pub struct SlotSim {
     default_scale: f64,
     /// `N/2`: a rotation by a multiple of it is the identity and, as in the evaluator, free.
     max_slots: usize,
+    boot: Option<SimBoot>,
     state: Mutex<SimState>,
 }
 
@@ -100,7 +110,71 @@ impl SlotSim {
             moduli,
             default_scale,
             max_slots: max_slots.max(1),
+            boot: None,
             state: Mutex::new(SimState::default()),
+        }
+    }
+
+    /// Adds bootstrapping: a bootstrap returns to `level` and accepts slots of magnitude up to
+    /// `bound·Δ/scale` (see [`Bootstrap`]); out-of-bound or, for pairs, non-real values are
+    /// errors, which is what makes a simulated run a proof of the encrypted run's bounds.
+    ///
+    /// # Errors
+    /// [`CkksError::NotEnoughLevels`] for a level above the top; a non-positive bound.
+    pub fn with_bootstrapping(mut self, level: usize, bound: f64) -> Result<Self, CkksError> {
+        self.check_level(level)?;
+        if !(bound.is_finite() && bound > 0.0) {
+            return Err(CkksError::InvalidParams(format!(
+                "bootstrap bound {bound} must be positive"
+            )));
+        }
+        self.boot = Some(SimBoot { level, bound });
+        Ok(self)
+    }
+
+    /// The configured bootstrapping, or an error.
+    fn boot(&self) -> Result<SimBoot, MlError> {
+        self.boot.ok_or(MlError::NotEnoughLevels {
+            operand: "bootstrapping (not configured on this simulator)",
+            have: 0,
+            need: 1,
+        })
+    }
+
+    /// Checks that every real and imaginary part of `a` (only real parts when `real`, and
+    /// then imaginary parts must vanish) is within the bootstrap bound at `a`'s scale.
+    fn check_bootable(&self, a: &SimCt, boot: SimBoot, real: bool) -> Result<(), MlError> {
+        self.check_ct(a)?;
+        let limit = boot.bound * self.default_scale / a.scale;
+        // Imaginary parts of "real" values: f64 rounding of the algorithms' conjugation tricks
+        // leaves ~1e-16 relative; anything visible would corrupt the partner of a pair.
+        let imag_limit = if real { 1e-9 * limit } else { limit };
+        let worst = a
+            .values
+            .iter()
+            .map(|v| (v.re.abs() / limit).max(v.im.abs() / imag_limit))
+            .fold(0.0, f64::max);
+        if worst.is_nan() || worst > 1.0 {
+            let value = a
+                .values
+                .iter()
+                .map(|v| v.re.abs().max(v.im.abs()))
+                .fold(0.0, f64::max);
+            return Err(MlError::BootstrapRange {
+                operand: "a ciphertext",
+                value,
+                limit,
+                real,
+            });
+        }
+        Ok(())
+    }
+
+    fn refreshed(&self, a: &SimCt, boot: SimBoot, values: Vec<Complex64>) -> SimCt {
+        SimCt {
+            values,
+            level: boot.level,
+            scale: a.scale,
         }
     }
 
@@ -449,11 +523,61 @@ impl CkksOps for SlotSim {
     }
 }
 
+impl Bootstrap for SlotSim {
+    fn refreshed_level(&self) -> Option<usize> {
+        self.boot.map(|b| b.level)
+    }
+
+    fn bootstrap(&self, a: &SimCt) -> Result<SimCt, MlError> {
+        let boot = self.boot()?;
+        self.check_bootable(a, boot, false)?;
+        self.count(|s| s.bootstraps += 1);
+        Ok(self.refreshed(a, boot, a.values.clone()))
+    }
+
+    fn bootstrap_pair(&self, a: &SimCt, b: &SimCt) -> Result<(SimCt, SimCt), MlError> {
+        let boot = self.boot()?;
+        Self::check_pair(a, b)?;
+        self.check_bootable(a, boot, true)?;
+        self.check_bootable(b, boot, true)?;
+        self.count(|s| s.bootstraps += 1);
+        // As the real circuit: z = a + i·b; the outputs are Re z and Im z.
+        let z: Vec<Complex64> = a
+            .values
+            .iter()
+            .zip(&b.values)
+            .map(|(&x, &y)| x + Complex64::i() * y)
+            .collect();
+        let re = z.iter().map(|v| Complex64::new(v.re, 0.0)).collect();
+        let im = z.iter().map(|v| Complex64::new(v.im, 0.0)).collect();
+        Ok((self.refreshed(a, boot, re), self.refreshed(b, boot, im)))
+    }
+
+    fn bootstraps(&self) -> u64 {
+        self.lock().bootstraps
+    }
+}
+
 impl SlotClient for SlotSim {
     type Ct = SimCt;
 
-    fn encrypt(&mut self, values: &[Complex64], level: usize) -> Result<SimCt, CkksError> {
-        self.ciphertext(values.to_vec(), level, self.default_scale)
+    fn encrypt_scaled(
+        &mut self,
+        values: &[Complex64],
+        level: usize,
+        scale: f64,
+    ) -> Result<SimCt, CkksError> {
+        if !(scale.is_finite() && scale > 0.0) {
+            return Err(CkksError::InvalidParams(format!("bad scale {scale}")));
+        }
+        for &v in values {
+            Self::check_finite(v, scale)?;
+        }
+        self.ciphertext(values.to_vec(), level, scale)
+    }
+
+    fn default_scale(&self) -> f64 {
+        self.default_scale
     }
 
     fn decrypt(&self, ct: &SimCt) -> Result<Vec<Complex64>, CkksError> {

@@ -240,10 +240,25 @@ impl<C: Leveled> PackedMatrix<C> {
         layout: PackedLayout,
         level: usize,
     ) -> Result<Self, MlError> {
+        let scale = client.default_scale();
+        Self::encrypt_scaled(client, m, layout, level, scale)
+    }
+
+    /// [`PackedMatrix::encrypt`] at `scale` instead of the default scale.
+    ///
+    /// # Errors
+    /// As [`PackedMatrix::encrypt`].
+    pub fn encrypt_scaled<K: SlotClient<Ct = C>>(
+        client: &mut K,
+        m: &Array2<f64>,
+        layout: PackedLayout,
+        level: usize,
+        scale: f64,
+    ) -> Result<Self, MlError> {
         let blocks = layout
             .pack(m)?
             .iter()
-            .map(|v| client.encrypt(v, level))
+            .map(|v| client.encrypt_scaled(v, level, scale))
             .collect::<Result<Vec<_>, _>>()?;
         Self::from_blocks(layout, blocks)
     }

@@ -16,7 +16,7 @@ use super::kit::{
 use super::poly::{grid, landing_scale, tree_ct, Cheb, KLeaf, ProductPoly};
 use crate::error::MlError;
 use crate::matrix::BlockShape;
-use crate::ops::{CkksOps, Leveled};
+use crate::ops::{ensure_levels, Bootstrap, CkksOps, Leveled};
 
 /// Half-width of the domain of the pairwise log-sum-exp correction: differences of the
 /// tournament's values stay within `±(256 + ln 16 + 2δ) < ±262` for inputs in `[−128, 128]`.
@@ -227,6 +227,9 @@ fn balancing_unit(roots: &[Complex64], samples: &[f64]) -> f64 {
     (-mean_log / n).exp()
 }
 
+/// The largest `α_y·e^δ` (see [`Design::new`]): the exponential's values stay below this.
+const ALPHA_HEADROOM: f64 = 0.95;
+
 /// The value non-class slots are set to (in `x` units): low enough to vanish in the
 /// exponential, high enough for the tournament's differences to stay within `±PSI_D`.
 const PAD: f64 = -128.0;
@@ -240,6 +243,8 @@ pub(crate) struct Design {
     rho: f64,
     psi: ProductPoly,
     exp: ProductPoly,
+    /// Doublings from the exponential's unit to G's.
+    y_doublings: u32,
     g: ProductPoly,
     g_cheb: Cheb,
 }
@@ -286,12 +291,20 @@ impl Design {
             |s| g_cheb.eval(s / alpha) / alpha,
             &grid(0.0, g_cheb.hi * alpha, 4001),
         )?;
-        // p(t) in u = σ_e·t with σ_e = exp_unit()·α^{1/128}: monic, and equal to ±α^{1/16}·p(t),
-        // so that y = p(t)^16·α and S arrives in G's units (p^16 ignores the sign).
+        // The exponential's values carry α_y = α/2^k, the largest such that they stay below 1
+        // (p(t) ≤ (α_y·e^δ)^{1/16}, y ≤ α_y·e^δ), so that the level planner may bootstrap them
+        // at the logits' scale; k doublings (additions, no level) bring y to G's units.
+        let y_doublings = (alpha / (ALPHA_HEADROOM * (-lse_bound(rounds)).exp()))
+            .log2()
+            .ceil()
+            .max(0.0) as u32;
+        let alpha_y = alpha / f64::from(y_doublings).exp2();
+        // p(t) in u = σ_e·t with σ_e = exp_unit()·α_y^{1/128}: monic, and equal to
+        // ±α_y^{1/16}·p(t), so that y = p(t)^16·α_y (p^16 ignores the sign).
         let pc = exp_cheb();
-        let sigma_e = exp_unit() * alpha.powf(1.0 / 128.0);
+        let sigma_e = exp_unit() * alpha_y.powf(1.0 / 128.0);
         let sign = if unit_sign(&pc) < 0.0 { -1.0 } else { 1.0 };
-        let y_factor = alpha.powf(1.0 / 16.0);
+        let y_factor = alpha_y.powf(1.0 / 16.0);
         let uroots: Vec<Complex64> = pc.roots()?.into_iter().map(|r| r * sigma_e).collect();
         let exp = ProductPoly::from_roots(
             &uroots,
@@ -311,6 +324,7 @@ impl Design {
             rho: sigma_e / sigma,
             psi,
             exp,
+            y_doublings,
             g,
             g_cheb,
         })
@@ -318,12 +332,33 @@ impl Design {
 
     /// Levels consumed (equals [`depth`]).
     pub fn depth(&self) -> usize {
-        1 + self.rounds * self.psi.depth(KLeaf::Const)
-            + self.exp.depth(KLeaf::Absorbed)
-            + EXP_SQUARINGS
-            + self.g.depth(KLeaf::Mask(&[]))
-            + 1
+        let d = self.stage_depths();
+        d.scale + self.rounds * d.round + d.exp_base + EXP_SQUARINGS + d.normalize
     }
+
+    /// The levels of each stage: where the level planner may bootstrap in between.
+    fn stage_depths(&self) -> StageDepths {
+        StageDepths {
+            scale: 1,
+            round: self.psi.depth(KLeaf::Const),
+            exp_base: self.exp.depth(KLeaf::Absorbed),
+            normalize: self.g.depth(KLeaf::Mask(&[])) + 1,
+        }
+    }
+}
+
+/// Levels of the stages of our softmax (see [`Design::stage_depths`]).
+struct StageDepths {
+    scale: usize,
+    round: usize,
+    /// The exponential's base polynomial (its squarings are one level each).
+    exp_base: usize,
+    normalize: usize,
+}
+
+/// The one value of a one-element vector.
+fn single<T>(v: Vec<T>) -> Result<T, MlError> {
+    v.into_iter().next().ok_or(MlError::Empty)
 }
 
 /// The sign of the leading coefficient of a Chebyshev series.
@@ -496,7 +531,7 @@ pub fn split(classes: usize, s1: usize) -> bool {
 /// Our softmax on one block: logits of `classes` classes in the first columns of each row
 /// (zeros in the others), as [`crate::diag_abt`] leaves them. The output holds the
 /// probabilities in the class columns and zeros elsewhere.
-pub(crate) fn block<O: SoftmaxOps>(
+pub(crate) fn block<O: SoftmaxOps + Bootstrap>(
     ops: &O,
     x: &O::Ct,
     shape: BlockShape,
@@ -515,7 +550,7 @@ pub(crate) fn block<O: SoftmaxOps>(
 
 /// Our softmax on the rows `active(i)` of a block, all other rows treated as padding; the
 /// output is zero outside the class columns of the active rows.
-fn half<O: SoftmaxOps>(
+fn half<O: SoftmaxOps + Bootstrap>(
     ops: &O,
     x: &O::Ct,
     shape: BlockShape,
@@ -526,11 +561,13 @@ fn half<O: SoftmaxOps>(
     let sigma = design.sigma;
     let primes = Primes::new(ops);
     let target = x.scale();
+    let depths = design.stage_depths();
     // 1. σ_t·x in the class columns of the active rows, σ_t·PAD in every other slot:
     //    ((x − PAD)·m) + σ_t·PAD with m = σ_t there and 0 elsewhere. One level.
     let m = block_mask(shape, |i, k| if active(i) && k < c { sigma } else { 0.0 });
     let e0 = block_mask(shape, |i, k| if active(i) && k == 0 { 1.0 } else { 0.0 });
-    let v = mask_rescale(ops, &ops.add_const(x, re(-PAD))?, &m)?;
+    let x = single(ensure_levels(ops, vec![x.clone()], 1, "softmax logits")?)?;
+    let v = mask_rescale(ops, &ops.add_const(&x, re(-PAD))?, &m)?;
     let v = ops.add_const(&v, re(sigma * PAD))?;
     // 2. The tournament: L̃ in column 0 (masked), v carried to its scale.
     let power_of_two = c.is_power_of_two();
@@ -542,6 +579,17 @@ fn half<O: SoftmaxOps>(
         let last = j + 1 == design.rounds;
         let l = 1usize << j;
         let shift = l as i64;
+        // The values this round reads, refreshed together if they are short of its depth.
+        let mut live = ensure_levels(
+            ops,
+            [w, xs].into_iter().chain(p.take()).collect(),
+            depths.round,
+            "softmax tournament round",
+        )?
+        .into_iter();
+        w = live.next().ok_or(MlError::Empty)?;
+        xs = live.next().ok_or(MlError::Empty)?;
+        p = live.next();
         let want_w = if last { power_of_two } else { 2 * l <= c };
         let partial = if last && power_of_two {
             Partial::Empty
@@ -589,14 +637,36 @@ fn half<O: SoftmaxOps>(
     }
     // 3. t = x − L̃ (now in σ_e units) in the class columns; PAD − 0 elsewhere. y = p(t)^16.
     let l_fill = window_sum(ops, &result.ok_or(MlError::Empty)?, c, -1)?;
-    let t = ops.sub(&xs, &l_fill)?;
+    //    t reaches 2.6 in magnitude (too large to bootstrap at its scale), p(t) stays below 1:
+    //    the planner may refresh before p and between the squarings, never after t is formed.
+    let t = single(ensure_levels(
+        ops,
+        vec![ops.sub(&xs, &l_fill)?],
+        depths.exp_base,
+        "softmax exponential",
+    )?)?;
     let mut y = design
         .exp
         .eval_ct(ops, &primes, &t, KLeaf::Absorbed, target)?;
     for _ in 0..EXP_SQUARINGS {
+        y = single(ensure_levels(
+            ops,
+            vec![y],
+            1,
+            "softmax exponential squaring",
+        )?)?;
         y = mul_rescale(ops, &y, &y)?;
     }
     // 4. S in column 0, G(S) masked to column 0 (its K leaf), to the class columns; y·G(S).
+    let mut y = single(ensure_levels(
+        ops,
+        vec![y],
+        depths.normalize,
+        "softmax normalization",
+    )?)?;
+    for _ in 0..design.y_doublings {
+        y = ops.add(&y, &y)?;
+    }
     let s = window_sum(ops, &y, c, 1)?;
     let g0 = design
         .g
