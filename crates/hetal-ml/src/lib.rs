@@ -59,6 +59,7 @@ mod ops;
 pub mod ours;
 pub mod plain;
 pub mod softmax;
+pub mod train;
 
 pub use backend::{CkksBackend, CkksClient, SimCt, SimPt, SlotSim};
 pub use error::MlError;

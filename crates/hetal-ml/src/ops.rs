@@ -118,6 +118,19 @@ pub trait CkksOps {
     /// A non-finite constant.
     fn mul_const(&self, a: &Self::Ct, c: Complex64) -> Result<Self::Ct, CkksError>;
 
+    /// `a · c` in every slot with the constant encoded at `const_scale`, without rescaling: the
+    /// scale becomes `a.scale()·const_scale`. With `const_scale = target·q_level/a.scale()` the
+    /// next rescale lands exactly on `target`.
+    ///
+    /// # Errors
+    /// A non-finite or out-of-range constant.
+    fn mul_const_with_scale(
+        &self,
+        a: &Self::Ct,
+        c: Complex64,
+        const_scale: f64,
+    ) -> Result<Self::Ct, CkksError>;
+
     /// `a + c` in every slot.
     ///
     /// # Errors

@@ -131,6 +131,15 @@ impl CkksOps for CkksBackend {
         self.eval.mul_const(a, c)
     }
 
+    fn mul_const_with_scale(
+        &self,
+        a: &Ciphertext,
+        c: Complex64,
+        const_scale: f64,
+    ) -> Result<Ciphertext, CkksError> {
+        self.eval.mul_const_with_scale(a, c, const_scale)
+    }
+
     fn add_const(&self, a: &Ciphertext, c: Complex64) -> Result<Ciphertext, CkksError> {
         self.eval.add_const(a, c)
     }

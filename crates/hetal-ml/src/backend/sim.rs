@@ -422,11 +422,20 @@ impl CkksOps for SlotSim {
     }
 
     fn mul_const(&self, a: &SimCt, c: Complex64) -> Result<SimCt, CkksError> {
-        self.check_ct(a)?;
         let q = self.top_prime(a.level)?;
-        Self::check_finite(c, q)?;
+        self.mul_const_with_scale(a, c, q)
+    }
+
+    fn mul_const_with_scale(
+        &self,
+        a: &SimCt,
+        c: Complex64,
+        const_scale: f64,
+    ) -> Result<SimCt, CkksError> {
+        self.check_ct(a)?;
+        Self::check_finite(c, const_scale)?;
         let mut out = Self::map(a, |x| x * c);
-        out.scale *= q;
+        out.scale *= const_scale;
         self.count(|s| s.counts.const_mult += 1);
         Ok(out)
     }

@@ -1,0 +1,470 @@
+//! Encrypted training of the softmax head: one Nesterov step on ciphertexts, written once over
+//! [`CkksOps`] + [`SoftmaxOps`] + [`Bootstrap`], so that the very same code trains encrypted
+//! ([`CkksBackend`](crate::CkksBackend)) and on the slot simulator (the plaintext twin of every
+//! approximation, which also checks every bootstrapped value against the circuit's bound).
+//!
+//! # Model and layout
+//!
+//! Softmax regression with a bias, `W: c' × (d + 1)` (`c'` classes, padded to `c`, a power of
+//! two), as in [`plain`](crate::plain), which is the reference. A mini-batch of `a ≤ s0` rows is
+//! one block row of `(s0, s1)` blocks (`s0` the batch size, `s0·s1` the slots): the features
+//! with their bias column in [`Layout::Blocks`], the one-hot labels in
+//! [`Layout::ColTiled`] (DiagATB's operand). The weights and the momentum are
+//! [`PackedMatrix`]es in the layout of our DiagATB's gradient ([`Geometry::weights_layout`]):
+//! for `d + 1 ≤ s1·s0/c` they take one ciphertext each.
+//!
+//! # Scales
+//!
+//! The weights live at scale `Δ/WEIGHT_UNIT` and the features at `Δ·WEIGHT_UNIT`, so that the
+//! logits come out at `Δ·(Δ/q) ≈ Δ`, the scale the softmax's exact-scale bookkeeping needs,
+//! while weights up to `WEIGHT_UNIT·bound` in magnitude stay bootstrappable (`bound` the
+//! circuit's message bound: see [`Bootstrap`]). Every update lands exactly on the weights'
+//! scale (a constant encoded at the scale that makes the rescale land there), so the weights'
+//! scale never drifts over thousands of steps.
+//!
+//! # One step (Nesterov, as [`plain::train`](crate::plain::train))
+//!
+//! ```text
+//! look = W + μ·V                                   1 level
+//! Z    = X·lookᵀ          (our DiagABT)            3 levels (+1 when the weights expand)
+//! P    = softmax(Z)       (ours)                   bootstraps inside as needed
+//! E    = tile(P) − Y      (Y landed on P's scale)  0 levels on P
+//! G    = (η/a)·Eᵀ·X       (our DiagATB, landed)    4 levels on E
+//! V'   = μ·V − G;  W' = W + V'                     1 level on V
+//! ```
+//!
+//! The level planner ([`ensure_levels`]) bootstraps only where a stage would not fit: the pair
+//! `(W, V)` before `look`, the softmax's stages, and `E` (bounded by 1 in magnitude, so the
+//! circuit's bound must be at least 1 + the softmax's error: use a bound of 2).
+
+use ndarray::Array2;
+use num_complex::Complex64;
+
+use crate::error::MlError;
+use crate::matrix::{BlockShape, EncMatrix, Layout};
+use crate::ops::{ensure_levels, Bootstrap, Leveled, SlotClient};
+use crate::ours::{self, AtbPlan, PackedLayout, PackedMatrix, OURS_ABT_DEPTH, OURS_ATB_DEPTHS};
+use crate::plain::with_bias;
+use crate::softmax::{softmax, SoftmaxAlgo, SoftmaxOps};
+use crate::SlotSim;
+
+/// The weights' unit: weights at scale `Δ/WEIGHT_UNIT`, features at `Δ·WEIGHT_UNIT`.
+pub const WEIGHT_UNIT: f64 = 8.0;
+
+/// The block geometry of one training run: everything both sides derive from the sizes.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Geometry {
+    shape: BlockShape,
+    features: usize,
+    classes: usize,
+    padded: usize,
+    weights: PackedLayout,
+    atb: AtbPlan,
+}
+
+impl Geometry {
+    /// The geometry for `features` input features (without the bias), `classes` classes and
+    /// mini-batches of `batch` rows, in ciphertexts of `slots` slots.
+    ///
+    /// # Errors
+    /// [`MlError::BadBlockShape`] unless `batch` is a power of two below `slots`;
+    /// [`MlError::DimensionMismatch`] for fewer than 2 or more than 16 classes, or more padded
+    /// classes than a block row holds.
+    pub fn new(
+        slots: usize,
+        features: usize,
+        classes: usize,
+        batch: usize,
+    ) -> Result<Self, MlError> {
+        let shape = BlockShape::with_slots(batch, slots)?;
+        if !(2..=ours_max_classes()).contains(&classes) {
+            return Err(MlError::DimensionMismatch {
+                what: "classes (2 ≤ c ≤ 16)",
+                lhs: classes,
+                rhs: ours_max_classes(),
+            });
+        }
+        let padded = classes.next_power_of_two();
+        if padded > shape.s1() || features == 0 {
+            return Err(MlError::DimensionMismatch {
+                what: "padded classes against the block width s1 = slots / batch",
+                lhs: padded,
+                rhs: shape.s1(),
+            });
+        }
+        let cols = features + 1;
+        let atb = AtbPlan::best(batch, cols, padded, shape)?;
+        let weights = PackedLayout::new(classes, cols, shape, padded, atb.period())?;
+        Ok(Self {
+            shape,
+            features,
+            classes,
+            padded,
+            weights,
+            atb,
+        })
+    }
+
+    /// The block shape `(batch, slots/batch)`.
+    pub fn shape(&self) -> BlockShape {
+        self.shape
+    }
+
+    /// Input features, without the bias.
+    pub fn features(&self) -> usize {
+        self.features
+    }
+
+    /// Classes.
+    pub fn classes(&self) -> usize {
+        self.classes
+    }
+
+    /// The layout of the weights, the momentum and the gradient.
+    pub fn weights_layout(&self) -> PackedLayout {
+        self.weights
+    }
+
+    fn check_rows(&self, x: &Array2<f64>, what: &'static str) -> Result<(), MlError> {
+        if x.nrows() == 0 || x.nrows() > self.shape.s0() {
+            return Err(MlError::DimensionMismatch {
+                what,
+                lhs: x.nrows(),
+                rhs: self.shape.s0(),
+            });
+        }
+        if x.ncols() != self.features {
+            return Err(MlError::DimensionMismatch {
+                what: "feature columns",
+                lhs: x.ncols(),
+                rhs: self.features,
+            });
+        }
+        Ok(())
+    }
+
+    /// Client: encrypts up to `batch` rows of features (`a × d`, without the bias column) at
+    /// `level`, for [`Trainer::step`] and [`Trainer::logits`].
+    ///
+    /// # Errors
+    /// Too many rows or the wrong width; encryption errors.
+    pub fn encrypt_features<K: SlotClient<Ct: Leveled>>(
+        &self,
+        client: &mut K,
+        x: &Array2<f64>,
+        level: usize,
+    ) -> Result<EncMatrix<K::Ct>, MlError> {
+        self.check_rows(x, "rows of a batch")?;
+        let scale = client.default_scale() * WEIGHT_UNIT;
+        EncMatrix::encrypt_scaled(
+            client,
+            &with_bias(x),
+            self.shape,
+            Layout::Blocks,
+            level,
+            scale,
+        )
+    }
+
+    /// Client: encrypts one mini-batch, features and one-hot labels, at `level`.
+    ///
+    /// # Errors
+    /// As [`Geometry::encrypt_features`]; a label count that differs from the rows, or a label
+    /// out of range.
+    pub fn encrypt_batch<K: SlotClient<Ct: Leveled>>(
+        &self,
+        client: &mut K,
+        x: &Array2<f64>,
+        labels: &[usize],
+        level: usize,
+    ) -> Result<EncBatch<K::Ct>, MlError> {
+        if labels.len() != x.nrows() {
+            return Err(MlError::DimensionMismatch {
+                what: "labels against feature rows",
+                lhs: labels.len(),
+                rhs: x.nrows(),
+            });
+        }
+        let mut y = Array2::zeros((labels.len(), self.classes));
+        for (i, &l) in labels.iter().enumerate() {
+            *y.get_mut((i, l)).ok_or(MlError::DimensionMismatch {
+                what: "label against the class count",
+                lhs: l,
+                rhs: self.classes,
+            })? = 1.0;
+        }
+        let features = self.encrypt_features(client, x, level)?;
+        let labels = EncMatrix::encrypt(
+            client,
+            &y,
+            self.shape,
+            Layout::ColTiled {
+                period: self.padded,
+            },
+            level,
+        )?;
+        Ok(EncBatch { features, labels })
+    }
+
+    /// Client: the initial state, zero weights and momentum (as [`plain::train`]), at `level`.
+    ///
+    /// # Errors
+    /// Encryption errors.
+    ///
+    /// [`plain::train`]: crate::plain::train
+    pub fn encrypt_initial<K: SlotClient<Ct: Leveled>>(
+        &self,
+        client: &mut K,
+        level: usize,
+    ) -> Result<Weights<K::Ct>, MlError> {
+        let zero = Array2::zeros((self.classes, self.features + 1));
+        let scale = client.default_scale() / WEIGHT_UNIT;
+        let enc = |c: &mut K| PackedMatrix::encrypt_scaled(c, &zero, self.weights, level, scale);
+        Ok(Weights {
+            w: enc(client)?,
+            v: enc(client)?,
+        })
+    }
+
+    /// The rotations a step, a refresh and validation logits use (the Galois keys the server
+    /// needs besides bootstrapping's; it also needs the conjugation and relinearization keys):
+    /// read off a run of the same code on the simulator.
+    ///
+    /// # Errors
+    /// Errors of that run (none for a valid geometry).
+    pub fn rotations(&self) -> Result<Vec<i64>, MlError> {
+        let slots = self.shape.slots();
+        // Levels enough for a step without bootstrapping, primes all 2^40.
+        let mut sim = SlotSim::uniform(slots, 80, 40);
+        let x = Array2::zeros((self.shape.s0(), self.features));
+        let labels = vec![0; self.shape.s0()];
+        let batch = self.encrypt_batch(&mut sim, &x, &labels, 80)?;
+        let state = self.encrypt_initial(&mut sim, 80)?;
+        let trainer = Trainer::new(&sim, *self, 1.0, 0.9)?;
+        let state = trainer.step(state, &batch)?;
+        trainer.logits(&state, &batch.features)?;
+        Ok(sim.rotations_used())
+    }
+}
+
+fn ours_max_classes() -> usize {
+    crate::softmax::ours::MAX_CLASSES
+}
+
+/// One encrypted mini-batch.
+#[derive(Clone, Debug)]
+pub struct EncBatch<C> {
+    /// Features with the bias column, `a × (d + 1)`, [`Layout::Blocks`].
+    pub features: EncMatrix<C>,
+    /// One-hot labels, `a × c'`, [`Layout::ColTiled`] with period `c`.
+    pub labels: EncMatrix<C>,
+}
+
+/// The training state: weights and momentum.
+#[derive(Clone, Debug)]
+pub struct Weights<C> {
+    /// The weights `W`.
+    pub w: PackedMatrix<C>,
+    /// The momentum `V`.
+    pub v: PackedMatrix<C>,
+}
+
+impl<C> Weights<C> {
+    /// The level of the weights.
+    pub fn level(&self) -> usize
+    where
+        C: Leveled,
+    {
+        self.w.level().min(self.v.level())
+    }
+}
+
+/// The server's trainer: hyperparameters over a backend.
+pub struct Trainer<'o, O> {
+    ops: &'o O,
+    geometry: Geometry,
+    lr: f64,
+    momentum: f64,
+}
+
+/// Levels the weights need before a step: the look-ahead, the expansion, our DiagABT, and the
+/// one level of the softmax's first stage.
+fn step_levels(layout: &PackedLayout) -> usize {
+    1 + usize::from(layout.blocks_per_ct() > 1) + OURS_ABT_DEPTH + 1
+}
+
+impl<'o, O: SoftmaxOps + Bootstrap> Trainer<'o, O> {
+    /// A trainer with learning rate `lr` and Nesterov momentum `momentum`.
+    ///
+    /// # Errors
+    /// [`MlError::DimensionMismatch`] for a non-finite rate or momentum (reported as 0).
+    pub fn new(ops: &'o O, geometry: Geometry, lr: f64, momentum: f64) -> Result<Self, MlError> {
+        if !(lr.is_finite() && momentum.is_finite()) {
+            return Err(MlError::DimensionMismatch {
+                what: "finite learning rate and momentum",
+                lhs: 0,
+                rhs: 1,
+            });
+        }
+        Ok(Self {
+            ops,
+            geometry,
+            lr,
+            momentum,
+        })
+    }
+
+    /// `value · a`, rescaled, landing exactly on the scale `target`.
+    fn land(&self, a: &O::Ct, value: f64, target: f64) -> Result<O::Ct, MlError> {
+        let q = self.ops.prime(a.level())?;
+        let mut p =
+            self.ops
+                .mul_const_with_scale(a, Complex64::new(value, 0.0), target * q / a.scale())?;
+        self.ops.rescale_assign(&mut p)?;
+        Ok(p)
+    }
+
+    fn packed(&self, blocks: Vec<O::Ct>) -> Result<PackedMatrix<O::Ct>, MlError> {
+        PackedMatrix::from_blocks(self.geometry.weights, blocks)
+    }
+
+    /// Brings the weights and the momentum to the levels a step needs (bootstrapping them
+    /// together when short). Steps and [`Trainer::logits`] call it themselves; call it at the
+    /// end of an epoch to share one refresh between validation and the next step.
+    ///
+    /// # Errors
+    /// Bootstrapping errors; a state of another layout.
+    pub fn refresh(&self, state: Weights<O::Ct>) -> Result<Weights<O::Ct>, MlError> {
+        let n = state.w.blocks().len();
+        let all: Vec<O::Ct> = state
+            .w
+            .into_blocks()
+            .into_iter()
+            .chain(state.v.into_blocks())
+            .collect();
+        let mut all = ensure_levels(
+            self.ops,
+            all,
+            step_levels(&self.geometry.weights),
+            "weights and momentum",
+        )?;
+        let v = all.split_off(n);
+        Ok(Weights {
+            w: self.packed(all)?,
+            v: self.packed(v)?,
+        })
+    }
+
+    /// Our DiagABT of features (as [`Geometry::encrypt_features`] makes them) by the weights
+    /// `w`: the logits, `a × c'` in [`Layout::Blocks`].
+    fn abt(
+        &self,
+        x: &EncMatrix<O::Ct>,
+        w: &PackedMatrix<O::Ct>,
+    ) -> Result<EncMatrix<O::Ct>, MlError> {
+        let wt = ours::expand(self.ops, w)?;
+        ours::abt(self.ops, x, &wt)
+    }
+
+    /// Validation (or test) logits `X·Wᵀ` for up to `batch` rows: what the server returns to
+    /// the client, which decrypts them and computes loss and accuracy. Weights short of levels
+    /// are bootstrapped for this use only: call [`Trainer::refresh`] first to share it.
+    ///
+    /// # Errors
+    /// Shape, level and bootstrapping errors.
+    pub fn logits(
+        &self,
+        state: &Weights<O::Ct>,
+        x: &EncMatrix<O::Ct>,
+    ) -> Result<EncMatrix<O::Ct>, MlError> {
+        let w = ensure_levels(
+            self.ops,
+            state.w.blocks().to_vec(),
+            step_levels(&self.geometry.weights) - 1,
+            "weights",
+        )?;
+        self.abt(x, &self.packed(w)?)
+    }
+
+    /// One Nesterov step on a mini-batch; returns the new state.
+    ///
+    /// # Errors
+    /// Shape, level and bootstrapping errors.
+    pub fn step(
+        &self,
+        state: Weights<O::Ct>,
+        batch: &EncBatch<O::Ct>,
+    ) -> Result<Weights<O::Ct>, MlError> {
+        let ops = self.ops;
+        let g = &self.geometry;
+        let rows = batch.features.rows();
+        let Weights { w, v } = self.refresh(state)?;
+        // look = W + μ·V (μ·V lands on V's scale, which is W's).
+        let mu_v: Vec<O::Ct> = v
+            .blocks()
+            .iter()
+            .map(|b| Ok(ops.rescale(&ops.mul_const(b, Complex64::new(self.momentum, 0.0))?)?))
+            .collect::<Result<_, MlError>>()?;
+        let look = w
+            .blocks()
+            .iter()
+            .zip(&mu_v)
+            .map(|(a, b)| Ok(ops.add(&ops.drop_to_level(a, b.level())?, b)?))
+            .collect::<Result<Vec<_>, MlError>>()?;
+        // Forward: logits and probabilities.
+        let z = self.abt(&batch.features, &self.packed(look)?)?;
+        let p = softmax(ops, &z, SoftmaxAlgo::Ours)?;
+        // E = tile(P) − Y, Y landed on P's scale.
+        let steps = (g.shape.s1() / g.padded).trailing_zeros();
+        let stride = -(g.padded as i64);
+        let mut e_blocks = Vec::with_capacity(p.blocks().len());
+        for (pb, yb) in p.blocks().iter().zip(batch.labels.blocks()) {
+            let mut t = pb.clone();
+            for s in 0..steps {
+                let r = ops.rotate(&t, stride << s)?;
+                ops.add_assign(&mut t, &r)?;
+            }
+            let y = self.land(yb, 1.0, t.scale())?;
+            let level = t.level().min(y.level());
+            e_blocks.push(ops.sub(
+                &ops.drop_to_level(&t, level)?,
+                &ops.drop_to_level(&y, level)?,
+            )?);
+        }
+        let e_blocks = ensure_levels(ops, e_blocks, OURS_ATB_DEPTHS.0 + 1, "softmax errors P − Y")?;
+        let e = EncMatrix::from_blocks(
+            rows,
+            g.classes,
+            g.shape,
+            Layout::ColTiled { period: g.padded },
+            e_blocks,
+        )?;
+        // Gradient, scaled by η/a and landed on V's scale.
+        let grad = ours::atb_with(ops, &e, &batch.features, g.atb)?;
+        if grad.layout() != g.weights {
+            return Err(MlError::DimensionMismatch {
+                what: "gradient layout against the weights' (ciphertexts)",
+                lhs: grad.layout().cts(),
+                rhs: g.weights.cts(),
+            });
+        }
+        let scale = v.blocks().first().ok_or(MlError::Empty)?.scale();
+        let step = self.lr / rows as f64;
+        let mut new_v = Vec::with_capacity(mu_v.len());
+        let mut new_w = Vec::with_capacity(mu_v.len());
+        for ((gb, mv), wb) in grad.blocks().iter().zip(&mu_v).zip(w.blocks()) {
+            let gl = self.land(gb, step, scale)?;
+            let level = gl.level().min(mv.level());
+            let nv = ops.sub(
+                &ops.drop_to_level(mv, level)?,
+                &ops.drop_to_level(&gl, level)?,
+            )?;
+            new_w.push(ops.add(&ops.drop_to_level(wb, level)?, &nv)?);
+            new_v.push(nv);
+        }
+        Ok(Weights {
+            w: self.packed(new_w)?,
+            v: self.packed(new_v)?,
+        })
+    }
+}
