@@ -130,6 +130,14 @@ impl CkksOps for Batches<'_> {
     fn mul_const(&self, a: &Self::Ct, c: Complex64) -> Result<Self::Ct, hetal_ckks::CkksError> {
         self.sim.mul_const(a, c)
     }
+    fn mul_const_with_scale(
+        &self,
+        a: &Self::Ct,
+        c: Complex64,
+        scale: f64,
+    ) -> Result<Self::Ct, hetal_ckks::CkksError> {
+        self.sim.mul_const_with_scale(a, c, scale)
+    }
     fn add_const(&self, a: &Self::Ct, c: Complex64) -> Result<Self::Ct, hetal_ckks::CkksError> {
         self.sim.add_const(a, c)
     }
