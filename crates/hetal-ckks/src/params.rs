@@ -488,6 +488,26 @@ pub mod presets {
         }
     }
 
+    /// **Insecure** test set shaped like [`n16_boot`] at a small N: `q_0` of 46 bits,
+    /// `levels_after + 3` primes of 40 bits (user levels and SlotsToCoeffs), 13 of 55 bits
+    /// (EvalMod and CoeffsToSlots), P three 61-bit primes, a dense secret (bootstrap it with
+    /// sparse-secret encapsulation, the default of `BootParams`). Tests only, built with
+    /// [`Params::new_insecure`].
+    pub fn insecure_boot_test(log_n: u32, levels_after: usize) -> ParamsLiteral {
+        ParamsLiteral {
+            log_n,
+            log_q: std::iter::once(46)
+                .chain(std::iter::repeat_n(40, levels_after + 3))
+                .chain(std::iter::repeat_n(55, 7 + 3 + 3))
+                .collect(),
+            log_p: vec![61; 3],
+            dnum: (levels_after + 17).div_ceil(3),
+            log_scale: 40,
+            secret: SecretDist::Ternary,
+            error_std: 3.2,
+        }
+    }
+
     /// The names of the presets, for the command line.
     pub const NAMES: &[&str] = &["n16-leveled", "n16-boot"];
 

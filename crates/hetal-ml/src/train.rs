@@ -51,6 +51,19 @@ use crate::SlotSim;
 /// The weights' unit: weights at scale `Δ/WEIGHT_UNIT`, features at `Δ·WEIGHT_UNIT`.
 pub const WEIGHT_UNIT: f64 = 8.0;
 
+/// The message bound of the bootstrapping circuit training uses (see [`Bootstrap`]): the
+/// errors `P − Y` reach `1 +` the softmax's error, the weights `WEIGHT_UNIT·BOOT_BOUND`.
+pub const BOOT_BOUND: f64 = 2.0;
+
+/// The bootstrapping circuit for training: full slots, the default circuit with
+/// [`BOOT_BOUND`].
+pub fn boot_params() -> hetal_ckks::BootParams {
+    hetal_ckks::BootParams {
+        message_bound: BOOT_BOUND,
+        ..hetal_ckks::BootParams::default()
+    }
+}
+
 /// The block geometry of one training run: everything both sides derive from the sizes.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Geometry {

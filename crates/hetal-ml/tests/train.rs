@@ -83,3 +83,94 @@ fn simulated_steps_follow_plaintext_nesterov() {
     // Every step after the first refreshes the weights: at least the softmax's and that.
     assert!(boots.iter().all(|&b| (4..=12).contains(&b)), "{boots:?}");
 }
+
+/// Two steps encrypted at N = 2^11 (insecure, shaped like `n16-boot`: 9 levels after
+/// bootstrapping, encapsulation, the training circuit's bound) against the same steps on a
+/// simulator with the same primes. The difference is CKKS noise, mostly bootstrapping's
+/// (about 2^-20 relative to the bound, times the weights' unit), through ~20 bootstraps.
+#[test]
+fn encrypted_steps_match_the_simulator() {
+    use std::sync::Arc;
+
+    use hetal_ckks::{presets, Bootstrapper, KeyGenerator, Params};
+    use hetal_ml::train::boot_params;
+    use hetal_ml::{CkksBackend, CkksClient};
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha20Rng;
+
+    let (x, labels) = digits();
+    let params = Params::new_insecure(presets::insecure_boot_test(11, 9)).unwrap();
+    let slots = params.max_slots();
+    // 16 rows (DiagATB needs c ≤ s0) of 64 slots: the 65 columns take two blocks.
+    let batch = 16;
+    let geometry = Geometry::new(slots, x.ncols(), 10, batch).unwrap();
+    let boot = Bootstrapper::new(&params, &boot_params()).unwrap();
+    let mut keygen = KeyGenerator::with_rng(&params, ChaCha20Rng::seed_from_u64(5));
+    let sk = keygen.gen_secret_key();
+    let mut rotations = geometry.rotations().unwrap();
+    rotations.extend_from_slice(boot.rotations());
+    let keys = Arc::new(keygen.gen_eval_keys(&sk, &rotations, true));
+    let boot_keys = boot
+        .gen_boot_keys(&sk, ChaCha20Rng::seed_from_u64(6))
+        .unwrap()
+        .map(Arc::new);
+    let server = CkksBackend::new(&params, keys)
+        .with_bootstrapping(Arc::new(boot), boot_keys)
+        .unwrap();
+    let mut client = CkksClient::new(sk, ChaCha20Rng::seed_from_u64(7));
+    let mut sim = SlotSim::from_params(&params)
+        .with_bootstrapping(9, hetal_ml::train::BOOT_BOUND)
+        .unwrap();
+    let level = 9;
+    let take = |k: usize| {
+        let r = k * batch..(k + 1) * batch;
+        (
+            x.slice_axis(Axis(0), Slice::from(r.clone())).to_owned(),
+            labels[r].to_vec(),
+        )
+    };
+    let steps = 2;
+    let mut enc_state = geometry.encrypt_initial(&mut client, level).unwrap();
+    let mut sim_state = geometry.encrypt_initial(&mut sim, level).unwrap();
+    let enc_batches: Vec<_> = (0..steps)
+        .map(|k| {
+            let (xs, ls) = take(k);
+            geometry
+                .encrypt_batch(&mut client, &xs, &ls, level)
+                .unwrap()
+        })
+        .collect();
+    let sim_batches: Vec<_> = (0..steps)
+        .map(|k| {
+            let (xs, ls) = take(k);
+            geometry.encrypt_batch(&mut sim, &xs, &ls, level).unwrap()
+        })
+        .collect();
+    let enc_trainer = Trainer::new(&server, geometry, LR, MU).unwrap();
+    let sim_trainer = Trainer::new(&sim, geometry, LR, MU).unwrap();
+    for k in 0..steps {
+        enc_state = enc_trainer.step(enc_state, &enc_batches[k]).unwrap();
+        sim_state = sim_trainer.step(sim_state, &sim_batches[k]).unwrap();
+    }
+    let we = enc_state.w.decrypt(&client).unwrap();
+    let ws = sim_state.w.decrypt(&sim).unwrap();
+    let diff = (&we - &ws).iter().fold(0.0f64, |m, e| m.max(e.abs()));
+    let size = ws.iter().fold(0.0f64, |m, e| m.max(e.abs()));
+    eprintln!(
+        "encrypted vs simulated after {steps} steps: {diff:.2e} (|W| ≤ {size:.2}), {} bootstraps",
+        server.bootstraps()
+    );
+    assert_eq!(server.bootstraps(), sim.bootstraps());
+    assert!(diff < 1e-3 * size.max(1.0), "{diff}");
+    // Validation logits, decrypted by the client.
+    let (xs, _) = take(steps);
+    let xv = geometry.encrypt_features(&mut client, &xs, level).unwrap();
+    let z = enc_trainer
+        .logits(&enc_state, &xv)
+        .unwrap()
+        .decrypt(&client)
+        .unwrap();
+    let expected = with_bias(&xs).dot(&we.t());
+    let zdiff = (&z - &expected).iter().fold(0.0f64, |m, e| m.max(e.abs()));
+    assert!(zdiff < 1e-3, "{zdiff}");
+}
