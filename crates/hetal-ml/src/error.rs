@@ -93,6 +93,9 @@ pub enum MlError {
         /// Whether real values were required (a pair).
         real: bool,
     },
+    /// A protocol message is malformed, corrupted, foreign or out of order.
+    #[error("bad message: {0}")]
+    Message(String),
     /// A matrix has no rows, no columns or no blocks.
     #[error("empty matrix")]
     Empty,

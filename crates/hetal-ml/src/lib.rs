@@ -58,6 +58,7 @@ pub mod matrix;
 mod ops;
 pub mod ours;
 pub mod plain;
+pub mod protocol;
 pub mod softmax;
 pub mod train;
 

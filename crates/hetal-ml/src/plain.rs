@@ -95,40 +95,49 @@ impl Model {
         self.probabilities(x)
             .rows()
             .into_iter()
-            .map(|r| {
-                r.iter()
-                    .enumerate()
-                    .fold(
-                        (0, f64::NEG_INFINITY),
-                        |b, (i, &v)| if v > b.1 { (i, v) } else { b },
-                    )
-                    .0
-            })
+            .map(|r| argmax(r.iter().copied()))
             .collect()
     }
 
     /// Accuracy on a split, in [0, 1].
     pub fn accuracy(&self, split: &Split) -> f64 {
-        let pred = self.predict(&split.features);
-        let correct = pred
-            .iter()
-            .zip(&split.labels)
-            .filter(|(p, l)| p == l)
-            .count();
-        correct as f64 / split.len().max(1) as f64
+        self.evaluate(split).1
     }
 
     /// Mean cross-entropy on a split.
     pub fn loss(&self, split: &Split) -> f64 {
-        let p = self.probabilities(&split.features);
-        let total: f64 = p
-            .rows()
-            .into_iter()
-            .zip(&split.labels)
-            .map(|(r, &l)| -r.get(l).map_or(0.0, |&v| v.max(1e-300).ln()))
-            .sum();
-        total / split.len().max(1) as f64
+        self.evaluate(split).0
     }
+
+    /// Mean cross-entropy and accuracy on a split.
+    pub fn evaluate(&self, split: &Split) -> (f64, f64) {
+        let z = with_bias(&split.features).dot(&self.weights.t());
+        loss_and_accuracy(&z, split.labels.as_slice().unwrap_or_default())
+    }
+}
+
+/// Mean cross-entropy of the exact softmax and accuracy of the arg-max, for logits `z`
+/// (`n × c`) and labels: what the client computes from decrypted validation logits.
+pub fn loss_and_accuracy(z: &Array2<f64>, labels: &[usize]) -> (f64, f64) {
+    let p = softmax_rows(z);
+    let n = labels.len().max(1) as f64;
+    let mut loss = 0.0;
+    let mut correct = 0usize;
+    for (r, &l) in p.rows().into_iter().zip(labels) {
+        loss -= r.get(l).map_or(0.0, |&v| v.max(1e-300).ln());
+        correct += usize::from(argmax(r.iter().copied()) == l);
+    }
+    (loss / n, correct as f64 / n)
+}
+
+fn argmax(values: impl Iterator<Item = f64>) -> usize {
+    values
+        .enumerate()
+        .fold(
+            (0, f64::NEG_INFINITY),
+            |b, (i, v)| if v > b.1 { (i, v) } else { b },
+        )
+        .0
 }
 
 /// Trains on `data.train` (already scaled by the client), stopping on `data.val`.
@@ -168,7 +177,7 @@ pub fn train(
             w = &w + &v;
         }
         let model = Model { weights: w.clone() };
-        let (val_loss, val_accuracy) = (model.loss(&data.val), model.accuracy(&data.val));
+        let (val_loss, val_accuracy) = model.evaluate(&data.val);
         metrics.push(EpochMetrics {
             epoch,
             val_loss,
