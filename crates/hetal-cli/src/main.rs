@@ -6,6 +6,7 @@
 mod bench;
 mod fit;
 mod matmul;
+mod softmax;
 
 use clap::{Parser, Subcommand};
 
@@ -46,6 +47,8 @@ enum BenchCommand {
     Bootstrap(bench::BootArgs),
     /// Counts (simulated) or times (encrypted) HETAL's matrix products for one shape.
     Matmul(matmul::MatmulArgs),
+    /// Measures a softmax's error and depth (simulated, or encrypted at insecure test parameters).
+    Softmax(softmax::SoftmaxArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -62,5 +65,8 @@ fn main() -> anyhow::Result<()> {
         Command::Bench {
             what: BenchCommand::Matmul(args),
         } => matmul::matmul(&args),
+        Command::Bench {
+            what: BenchCommand::Softmax(args),
+        } => softmax::softmax(&args),
     }
 }

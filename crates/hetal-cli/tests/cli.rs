@@ -113,3 +113,80 @@ fn fit_then_predict_on_digits() {
     assert!(!bad_out.exists(), "output written despite bad input");
     std::fs::remove_dir_all(&root).unwrap();
 }
+
+/// Runs `hetal bench softmax` with `args` and parses its one JSON line.
+fn bench_softmax(args: &[&str]) -> (serde_json::Value, String) {
+    let o = hetal(&[&["bench", "softmax", "--json"], args].concat());
+    let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(o.status.success(), "{stderr}");
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(
+        stdout.lines().count(),
+        1,
+        "one JSON line expected: {stdout}"
+    );
+    (serde_json::from_str(stdout.trim()).unwrap(), stderr)
+}
+
+#[test]
+fn bench_softmax_simulated() {
+    for (algo, depth, bound) in [("ours", 38, 1e-3), ("hetal", 76, 5e-2)] {
+        let (v, _) = bench_softmax(&[
+            "--classes",
+            "10",
+            "--algo",
+            algo,
+            "--simulate",
+            "--rows",
+            "2000",
+        ]);
+        for field in [
+            "max_err", "mean_err", "depth", "rows", "algo", "mult", "rot",
+        ] {
+            assert!(!v[field].is_null(), "{algo}: {field} missing in {v}");
+        }
+        let (max, mean) = (
+            v["max_err"].as_f64().unwrap(),
+            v["mean_err"].as_f64().unwrap(),
+        );
+        assert!(max < bound && mean <= max && mean > 0.0, "{algo}: {v}");
+        assert_eq!(v["depth"], depth, "{algo}: {v}");
+        assert_eq!(v["rows"], 2000);
+        assert_eq!(v["algo"], algo);
+    }
+}
+
+/// Encrypted (insecure test parameters, N = 2^11) against the simulator on the same rows (same
+/// seed): the errors agree within 1e-5, as in hetal-ml's softmax tests (measured about 3e-7
+/// to 7e-7). One ciphertext each: ours at c = 4 (25 levels), HETAL's at c = 3 (56 levels).
+#[test]
+fn bench_softmax_encrypted_matches_the_simulator() {
+    const BOUND: f64 = 1e-5;
+    for (algo, classes) in [("ours", "4"), ("hetal", "3")] {
+        let common = [
+            "--classes",
+            classes,
+            "--algo",
+            algo,
+            "--rows",
+            "200",
+            "--seed",
+            "7",
+        ];
+        let (sim, _) = bench_softmax(&[&common[..], &["--simulate"]].concat());
+        let (enc, stderr) = bench_softmax(&common);
+        assert!(stderr.contains("INSECURE"), "no warning: {stderr}");
+        assert_eq!(enc["secure"], false);
+        assert_eq!(enc["rows"], 200);
+        assert_eq!(enc["depth"], sim["depth"], "{algo}");
+        for field in ["max_err", "mean_err"] {
+            let (e, s) = (enc[field].as_f64().unwrap(), sim[field].as_f64().unwrap());
+            assert!(
+                (e - s).abs() <= BOUND,
+                "{algo} {field}: encrypted {e}, simulated {s}"
+            );
+        }
+        let diff = enc["max_diff_vs_sim"].as_f64().unwrap();
+        assert!(diff <= BOUND, "{algo}: |encrypted − simulated| = {diff}");
+    }
+}
