@@ -91,6 +91,17 @@ impl Default for BootParams {
     }
 }
 
+impl BootParams {
+    /// Levels the circuit consumes (what [`Bootstrapper::depth`] reports once built), without
+    /// building it: CoeffsToSlots, the sine, the arcsine correction, SlotsToCoeffs.
+    pub fn depth(&self) -> usize {
+        self.cts_levels
+            + crate::poly_eval::depth(self.eval_mod_degree)
+            + self.arcsine_degree.map_or(0, crate::poly_eval::depth)
+            + self.stc_levels
+    }
+}
+
 /// The public keys of sparse-secret encapsulation: from the main secret to the ephemeral one
 /// (in the small parameter set, at level 0) and back (in the main parameters).
 #[derive(Clone, Debug, PartialEq)]

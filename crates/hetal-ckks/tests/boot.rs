@@ -65,6 +65,7 @@ fn fixture(slots: usize, ephemeral_weight: Option<usize>) -> Fixture {
     )
     .unwrap();
     assert_eq!(boot.depth(), 3 + 7 + 3 + 3);
+    assert_eq!(BootParams::default().depth(), boot.depth());
     assert_eq!(boot.levels_after(), LEVELS_AFTER);
     let mut keygen = KeyGenerator::with_rng(&params, ChaCha20Rng::seed_from_u64(51));
     let sk = keygen.gen_secret_key();

@@ -1,11 +1,12 @@
 //! `hetal`: the command-line tool of the hetal project.
 //!
-//! For now it runs benchmarks of the CKKS engine (`hetal bench ops`, `hetal bench bootstrap`);
-//! training commands come with the HETAL layer.
+//! Training (`hetal fit`, `hetal demo`), prediction (`hetal predict`) and benchmarks
+//! (`hetal bench …`).
 
 mod bench;
 mod fit;
 mod matmul;
+mod session;
 mod softmax;
 
 use clap::{Parser, Subcommand};
@@ -32,6 +33,8 @@ enum Command {
     Fit(fit::FitArgs),
     /// Predicts classes with a model written by `hetal fit`.
     Predict(fit::PredictArgs),
+    /// Trains encrypted on the bundled UCI digits and compares with plaintext training.
+    Demo(fit::DemoArgs),
     /// Benchmarks.
     Bench {
         #[command(subcommand)]
@@ -56,6 +59,7 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Fit(args) => fit::fit(&args),
         Command::Predict(args) => fit::predict(&args),
+        Command::Demo(args) => fit::demo(&args),
         Command::Bench {
             what: BenchCommand::Ops(args),
         } => bench::ops(&args),

@@ -893,15 +893,7 @@ where
             .map(|(x, _)| geometry.encrypt_features(&mut inner, &x, level))
             .collect::<Result<Vec<_>, _>>()?;
         let initial = geometry.encrypt_initial(&mut inner, level)?;
-        let client = Self {
-            inner,
-            geometry,
-            val_labels: data.val.labels.to_vec(),
-            config: config.clone(),
-            best_loss: f64::INFINITY,
-            since_best: 0,
-            metrics: Vec::new(),
-        };
+        let client = Self::resume(inner, data, &setup, Vec::new())?;
         Ok((
             client,
             setup,
@@ -911,6 +903,45 @@ where
                 initial,
             },
         ))
+    }
+
+    /// A client going on after `metrics` (the epochs it already answered), for the run
+    /// `setup` on `data` (only its validation labels are read).
+    ///
+    /// # Errors
+    /// An invalid setup.
+    pub fn resume(
+        inner: K,
+        data: &Dataset,
+        setup: &Setup,
+        metrics: Vec<EpochMetrics>,
+    ) -> Result<Self, MlError> {
+        let mut client = Self {
+            inner,
+            geometry: setup.geometry()?,
+            val_labels: data.val.labels.to_vec(),
+            config: setup.config.clone(),
+            best_loss: f64::INFINITY,
+            since_best: 0,
+            metrics: Vec::new(),
+        };
+        for m in metrics {
+            client.record(m);
+        }
+        Ok(client)
+    }
+
+    /// Records an epoch's metrics; returns whether it is the best so far.
+    fn record(&mut self, m: EpochMetrics) -> bool {
+        let best = m.val_loss < self.best_loss;
+        if best {
+            self.best_loss = m.val_loss;
+            self.since_best = 0;
+        } else {
+            self.since_best += 1;
+        }
+        self.metrics.push(m);
+        best
     }
 
     /// The slot client (and its secret key).
@@ -939,18 +970,11 @@ where
             return Err(bad("validation logits do not cover the validation set"));
         }
         let (val_loss, val_accuracy) = crate::plain::loss_and_accuracy(&z, &self.val_labels);
-        self.metrics.push(EpochMetrics {
+        let best = self.record(EpochMetrics {
             epoch: v.epoch,
             val_loss,
             val_accuracy,
         });
-        let best = val_loss < self.best_loss;
-        if best {
-            self.best_loss = val_loss;
-            self.since_best = 0;
-        } else {
-            self.since_best += 1;
-        }
         Ok(Decision {
             epoch: v.epoch,
             best,

@@ -204,6 +204,11 @@ impl SlotSim {
         })
     }
 
+    /// `N/2`: the most slots a ciphertext holds.
+    pub fn max_slots(&self) -> usize {
+        self.max_slots
+    }
+
     /// The top level.
     pub fn max_level(&self) -> usize {
         self.moduli.len().saturating_sub(1)

@@ -1,0 +1,330 @@
+//! Encrypted and simulated training for `hetal fit` and `hetal demo`: both roles of the
+//! protocol on this machine, with only serialized messages passing between them, a progress
+//! bar, and a run directory from which a killed run resumes.
+//!
+//! The run directory (`OUT/run/`) holds the client's secret key (`secret.key`, never read by
+//! the server side), the server's inputs (`setup.msg`, `data.msg`), its checkpoint after every
+//! step and decision (`checkpoint.msg`), and the client's answered epochs (`client.json`).
+//! Evaluation keys are not stored: a resumed run regenerates them from the secret key. In
+//! this one-machine run they pass to the server side in memory (they are public; see
+//! [`encrypted`]), everything else as serialized messages.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use indicatif::{ProgressBar, ProgressStyle};
+use rand::SeedableRng;
+use rand_chacha::ChaCha20Rng;
+use serde_json::json;
+
+use hetal_ckks::{presets, serial, Bootstrapper, DecodeLimits, KeyGenerator, Params};
+use hetal_ml::data::Dataset;
+use hetal_ml::plain::{EpochMetrics, Model as PlainModel, TrainConfig};
+use hetal_ml::protocol::{
+    Checkpoint, Client, Data, Decision, Model, Server, Setup, StepReport, Validation, WireCt,
+};
+use hetal_ml::softmax::SoftmaxOps;
+use hetal_ml::train::{boot_params, BOOT_BOUND};
+use hetal_ml::{Bootstrap, CkksBackend, CkksClient, SlotClient, SlotSim};
+
+/// What a run reports besides the model.
+pub struct RunReport {
+    /// Validation metrics per epoch.
+    pub metrics: Vec<EpochMetrics>,
+    /// Mean step seconds and bootstraps per epoch.
+    pub steps: Vec<(f64, f64)>,
+    /// The epoch the model is from.
+    pub best_epoch: usize,
+}
+
+fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))?;
+    Ok(())
+}
+
+fn read(path: &Path) -> anyhow::Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| format!("reading {}", path.display()))
+}
+
+/// The files of a run directory.
+struct RunDir(PathBuf);
+
+impl RunDir {
+    fn file(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+
+    fn metrics(&self) -> anyhow::Result<Vec<EpochMetrics>> {
+        let p = self.file("client.json");
+        if !p.exists() {
+            return Ok(Vec::new());
+        }
+        let v: serde_json::Value = serde_json::from_slice(&read(&p)?)?;
+        v.as_array()
+            .context("client.json: not a list")?
+            .iter()
+            .map(|e| {
+                Ok(EpochMetrics {
+                    epoch: e["epoch"].as_u64().context("client.json: epoch")? as usize,
+                    val_loss: e["val_loss"].as_f64().context("client.json: val_loss")?,
+                    val_accuracy: e["val_accuracy"]
+                        .as_f64()
+                        .context("client.json: val_accuracy")?,
+                })
+            })
+            .collect()
+    }
+
+    fn save_metrics(&self, metrics: &[EpochMetrics]) -> anyhow::Result<()> {
+        let v: Vec<_> = metrics
+            .iter()
+            .map(|m| json!({"epoch": m.epoch, "val_loss": m.val_loss, "val_accuracy": m.val_accuracy}))
+            .collect();
+        write_atomic(
+            &self.file("client.json"),
+            serde_json::to_string(&v)?.as_bytes(),
+        )
+    }
+}
+
+fn bar(total: u64) -> ProgressBar {
+    let pb = ProgressBar::new(total);
+    pb.set_style(
+        ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} steps  ETA {eta}  {msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    pb
+}
+
+/// Drives both roles through serialized messages until the client stops; returns the
+/// decrypted model and the report.
+fn drive<O, K>(
+    client: &mut Client<K>,
+    server: &mut Server<O>,
+    ctx: &<O::Ct as WireCt>::Ctx,
+    dir: &RunDir,
+    epochs: usize,
+) -> anyhow::Result<(PlainModel, RunReport)>
+where
+    O: SoftmaxOps + Bootstrap,
+    O::Ct: WireCt,
+    K: SlotClient<Ct = O::Ct>,
+{
+    let steps = server.steps_per_epoch() as u64;
+    let at = server.checkpoint();
+    let pb = bar(steps * epochs as u64);
+    pb.set_position((at.epoch as u64 - 1) * steps + at.step as u64);
+    let mut per_epoch = Vec::new();
+    while !server.finished() {
+        let (mut seconds, mut boots, mut n) = (0.0, 0u64, 0u64);
+        let v = server.train_epoch(|r: &StepReport, c: &Checkpoint<O::Ct>| {
+            write_atomic(&dir.file("checkpoint.msg"), &c.encode(ctx))
+                .map_err(|e| hetal_ml::MlError::Message(format!("checkpoint: {e:#}")))?;
+            (seconds, boots, n) = (seconds + r.seconds, boots + r.bootstraps, n + 1);
+            pb.set_message(format!(
+                "epoch {} step {}/{}: {:.1} s, {} bootstraps",
+                r.epoch, r.step, r.steps, r.seconds, r.bootstraps
+            ));
+            pb.inc(1);
+            Ok(())
+        })?;
+        per_epoch.push((seconds / n.max(1) as f64, boots as f64 / n.max(1) as f64));
+        let v = Validation::<O::Ct>::decode(&v.encode(ctx), ctx)?;
+        let d = client.decide(&v)?;
+        dir.save_metrics(client.metrics())?;
+        if let Some(m) = client.metrics().last() {
+            pb.println(format!(
+                "epoch {}: validation loss {:.4}, accuracy {:.4}{}",
+                m.epoch,
+                m.val_loss,
+                m.val_accuracy,
+                if d.best { " (best)" } else { "" }
+            ));
+        }
+        server.decide(Decision::decode(&d.encode())?)?;
+        write_atomic(
+            &dir.file("checkpoint.msg"),
+            &server.checkpoint().encode(ctx),
+        )?;
+    }
+    pb.finish_and_clear();
+    let m = server.model()?;
+    let m = Model::<O::Ct>::decode(&m.encode(ctx), ctx)?;
+    let model = client.decrypt_model(&m)?;
+    Ok((
+        model,
+        RunReport {
+            metrics: client.metrics().to_vec(),
+            steps: per_epoch,
+            best_epoch: m.epoch,
+        },
+    ))
+}
+
+/// Starts or resumes the server and client of a run; `make_client` gives the slot client
+/// (fresh, or from the stored secret).
+#[allow(clippy::too_many_arguments)]
+fn start<O, K>(
+    data: &Dataset,
+    config: &TrainConfig,
+    slots: usize,
+    level: usize,
+    dir: &RunDir,
+    inner: K,
+    ops: O,
+    ctx: &<O::Ct as WireCt>::Ctx,
+) -> anyhow::Result<(Client<K>, Server<O>)>
+where
+    O: SoftmaxOps + Bootstrap,
+    O::Ct: WireCt,
+    K: SlotClient<Ct = O::Ct>,
+{
+    let setup = Setup {
+        slots,
+        features: data.train.features.ncols(),
+        classes: data.classes,
+        config: config.clone(),
+    };
+    let ckpt = dir.file("checkpoint.msg");
+    let resumable = ckpt.exists()
+        && dir.file("data.msg").exists()
+        && read(&dir.file("setup.msg")).ok().as_deref() == Some(setup.encode().as_slice());
+    if resumable {
+        let geometry = setup.geometry()?;
+        let enc = Data::<O::Ct>::decode(&read(&dir.file("data.msg"))?, ctx, &geometry)?;
+        let at = Checkpoint::<O::Ct>::decode(&read(&ckpt)?, ctx)?;
+        // Epochs the server has not taken a decision on are answered again.
+        let mut metrics = dir.metrics()?;
+        metrics.retain(|m| m.epoch < at.epoch || at.finished);
+        eprintln!(
+            "resuming {}: epoch {}, step {}",
+            dir.0.display(),
+            at.epoch,
+            at.step
+        );
+        let client = Client::resume(inner, data, &setup, metrics)?;
+        let server = Server::resume(ops, Setup::decode(&read(&dir.file("setup.msg"))?)?, enc, at)?;
+        return Ok((client, server));
+    }
+    let _ = std::fs::remove_file(&ckpt);
+    let _ = std::fs::remove_file(dir.file("client.json"));
+    let (client, setup, enc) = Client::prepare(inner, data, config, slots, level)?;
+    let setup_b = setup.encode();
+    let data_b = enc.encode(ctx);
+    drop(enc);
+    write_atomic(&dir.file("setup.msg"), &setup_b)?;
+    write_atomic(&dir.file("data.msg"), &data_b)?;
+    let setup = Setup::decode(&setup_b)?;
+    let geometry = setup.geometry()?;
+    let enc = Data::<O::Ct>::decode(&data_b, ctx, &geometry)?;
+    let server = Server::new(ops, setup, enc)?;
+    Ok((client, server))
+}
+
+fn run_dir(out: &Path) -> anyhow::Result<RunDir> {
+    let dir = out.join("run");
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    Ok(RunDir(dir))
+}
+
+/// Trains on the slot simulator with the primes and bootstrapping levels of `preset`.
+pub fn simulate(
+    data: &Dataset,
+    config: &TrainConfig,
+    preset: &str,
+    out: &Path,
+) -> anyhow::Result<(PlainModel, RunReport)> {
+    let params = preset_params(preset)?;
+    let level = params.max_level() - boot_params().depth();
+    let sim = || SlotSim::from_params(&params).with_bootstrapping(level, BOOT_BOUND);
+    let dir = run_dir(&out.join("simulate"))?;
+    let ctx = sim()?;
+    let (mut client, mut server) = start(
+        data,
+        config,
+        params.max_slots(),
+        level,
+        &dir,
+        sim()?,
+        sim()?,
+        &ctx,
+    )?;
+    drive(&mut client, &mut server, &ctx, &dir, config.epochs)
+}
+
+fn preset_params(preset: &str) -> anyhow::Result<Params> {
+    let lit = presets::by_name(preset).with_context(|| format!("unknown preset {preset}"))?;
+    Ok(Params::new(lit)?)
+}
+
+/// Trains encrypted at `preset`: keys, encryption, training with bootstrapping, decryption.
+pub fn encrypted(
+    data: &Dataset,
+    config: &TrainConfig,
+    preset: &str,
+    out: &Path,
+) -> anyhow::Result<(PlainModel, RunReport)> {
+    let params = preset_params(preset)?;
+    let dir = run_dir(out)?;
+    eprintln!("building the bootstrapping circuit ({preset})…");
+    let boot = Arc::new(Bootstrapper::new(&params, &boot_params())?);
+    let level = boot.levels_after();
+    // The client's secret: stored for a resumed run, never read by the server side.
+    let key_path = dir.file("secret.key");
+    let mut keygen = KeyGenerator::new(&params);
+    let sk = match std::fs::read(&key_path) {
+        Ok(b) if dir.file("checkpoint.msg").exists() => {
+            serial::decode_secret_key(&b, &params, DecodeLimits::new(b.len()))?
+        }
+        _ => {
+            let sk = keygen.gen_secret_key();
+            write_atomic(&key_path, &serial::encode_secret_key(&sk))?;
+            sk
+        }
+    };
+    let geometry = hetal_ml::train::Geometry::new(
+        params.max_slots(),
+        data.train.features.ncols(),
+        data.classes,
+        config.batch_size,
+    )?;
+    let mut rotations = geometry.rotations()?;
+    rotations.extend_from_slice(boot.rotations());
+    rotations.sort_unstable();
+    rotations.dedup();
+    eprintln!(
+        "generating {} rotation keys and the bootstrapping keys…",
+        rotations.len()
+    );
+    // The evaluation keys are public and hold no secret (`EvalKeySet` has no field that could):
+    // they are handed to the server side as they are, since a serialized copy of ~10 GB next
+    // to the keys would double the peak memory. Everything else travels as bytes.
+    let keys = keygen.gen_eval_keys(&sk, &rotations, true);
+    let boot_keys = boot.gen_boot_keys(&sk, ChaCha20Rng::from_os_rng())?;
+    eprintln!(
+        "key material: {:.2} GB",
+        (keys.size_bytes() + boot_keys.as_ref().map_or(0, |k| k.size_bytes())) as f64 / 1e9
+    );
+    let server_ops = CkksBackend::new(&params, Arc::new(keys))
+        .with_bootstrapping(boot, boot_keys.map(Arc::new))?;
+    let client_ops = CkksClient::new(sk, ChaCha20Rng::from_os_rng());
+    let (mut client, mut server) = start(
+        data,
+        config,
+        params.max_slots(),
+        level,
+        &dir,
+        client_ops,
+        server_ops,
+        &params,
+    )?;
+    if config.epochs == 0 {
+        bail!("zero epochs");
+    }
+    drive(&mut client, &mut server, &params, &dir, config.epochs)
+}
