@@ -190,3 +190,44 @@ fn bench_softmax_encrypted_matches_the_simulator() {
         assert!(diff <= BOUND, "{algo}: |encrypted − simulated| = {diff}");
     }
 }
+
+/// `hetal fit --mode simulate`: the encrypted trainer's code and messages on the slot
+/// simulator at the `n16-boot` primes; `test_accuracy` holds it and the plaintext reference,
+/// which agree. A second run with the same arguments resumes the finished run from its
+/// checkpoint and writes the same model.
+#[test]
+fn fit_simulate_matches_plaintext_and_resumes() {
+    let root = std::env::temp_dir().join(format!("hetal-cli-sim-{}", std::process::id()));
+    let (data, out) = (root.join("data"), root.join("out"));
+    std::fs::create_dir_all(&data).unwrap();
+    write_digits(&data);
+    let args = [
+        "fit",
+        "--data",
+        data.to_str().unwrap(),
+        "--mode",
+        "simulate",
+        "--batch-size",
+        "1024",
+        "--epochs",
+        "3",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    let o = hetal(&args);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let read = || std::fs::read(out.join("weights.npy")).unwrap();
+    let first = read();
+    let metrics: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("metrics.json")).unwrap()).unwrap();
+    let sim = metrics["test_accuracy"]["simulate"].as_f64().unwrap();
+    let plain = metrics["test_accuracy"]["plaintext"].as_f64().unwrap();
+    assert!((sim - plain).abs() <= 0.002, "{sim} vs {plain}");
+    assert!(sim > 0.85, "{sim}");
+    assert!(metrics["epochs"][0]["bootstraps"].as_f64().unwrap() > 0.0);
+    let o = hetal(&args);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("resuming"));
+    assert_eq!(read(), first);
+    std::fs::remove_dir_all(&root).unwrap();
+}
