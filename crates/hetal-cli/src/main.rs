@@ -8,6 +8,7 @@ mod fit;
 mod matmul;
 mod session;
 mod softmax;
+mod step;
 
 use clap::{Parser, Subcommand};
 
@@ -52,6 +53,8 @@ enum BenchCommand {
     Matmul(matmul::MatmulArgs),
     /// Measures a softmax's error and depth (simulated, or encrypted at insecure test parameters).
     Softmax(softmax::SoftmaxArgs),
+    /// One full training step (forward, softmax, backward, update, bootstraps).
+    Step(step::StepArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -72,5 +75,8 @@ fn main() -> anyhow::Result<()> {
         Command::Bench {
             what: BenchCommand::Softmax(args),
         } => softmax::softmax(&args),
+        Command::Bench {
+            what: BenchCommand::Step(args),
+        } => step::step(&args),
     }
 }

@@ -18,14 +18,14 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use serde_json::json;
 
-use hetal_ckks::{presets, serial, Bootstrapper, DecodeLimits, KeyGenerator, Params};
+use hetal_ckks::{presets, serial, Bootstrapper, DecodeLimits, KeyGenerator, Params, SecretKey};
 use hetal_ml::data::Dataset;
 use hetal_ml::plain::{EpochMetrics, Model as PlainModel, TrainConfig};
 use hetal_ml::protocol::{
     Checkpoint, Client, Data, Decision, Model, Server, Setup, StepReport, Validation, WireCt,
 };
 use hetal_ml::softmax::SoftmaxOps;
-use hetal_ml::train::{boot_params, BOOT_BOUND};
+use hetal_ml::train::{boot_params, Geometry, BOOT_BOUND};
 use hetal_ml::{Bootstrap, CkksBackend, CkksClient, SlotClient, SlotSim};
 
 /// What a run reports besides the model.
@@ -257,9 +257,47 @@ pub fn simulate(
     drive(&mut client, &mut server, &ctx, &dir, config.epochs)
 }
 
-fn preset_params(preset: &str) -> anyhow::Result<Params> {
+pub fn preset_params(preset: &str) -> anyhow::Result<Params> {
     let lit = presets::by_name(preset).with_context(|| format!("unknown preset {preset}"))?;
     Ok(Params::new(lit)?)
+}
+
+/// The server's backend (evaluation and bootstrapping keys for `geometry`, generated from
+/// `sk`) and the client's, and the level data is encrypted at (where bootstrapping returns).
+///
+/// The evaluation keys are public and hold no secret (`EvalKeySet` has no field that could):
+/// they are handed to the server side as they are, since a serialized copy of ~10 GB next to
+/// the keys would double the peak memory.
+pub fn backends(
+    params: &Params,
+    geometry: &Geometry,
+    sk: SecretKey,
+) -> anyhow::Result<(CkksBackend, CkksClient<ChaCha20Rng>, usize)> {
+    eprintln!("building the bootstrapping circuit…");
+    let boot = Arc::new(Bootstrapper::new(params, &boot_params())?);
+    let level = boot.levels_after();
+    let mut rotations = geometry.rotations()?;
+    rotations.extend_from_slice(boot.rotations());
+    rotations.sort_unstable();
+    rotations.dedup();
+    eprintln!(
+        "generating {} rotation keys and the bootstrapping keys…",
+        rotations.len()
+    );
+    let mut keygen = KeyGenerator::new(params);
+    let keys = keygen.gen_eval_keys(&sk, &rotations, true);
+    let boot_keys = boot.gen_boot_keys(&sk, ChaCha20Rng::from_os_rng())?;
+    eprintln!(
+        "key material: {:.2} GB",
+        (keys.size_bytes() + boot_keys.as_ref().map_or(0, |k| k.size_bytes())) as f64 / 1e9
+    );
+    let server = CkksBackend::new(params, Arc::new(keys))
+        .with_bootstrapping(boot, boot_keys.map(Arc::new))?;
+    Ok((
+        server,
+        CkksClient::new(sk, ChaCha20Rng::from_os_rng()),
+        level,
+    ))
 }
 
 /// Trains encrypted at `preset`: keys, encryption, training with bootstrapping, decryption.
@@ -271,48 +309,25 @@ pub fn encrypted(
 ) -> anyhow::Result<(PlainModel, RunReport)> {
     let params = preset_params(preset)?;
     let dir = run_dir(out)?;
-    eprintln!("building the bootstrapping circuit ({preset})…");
-    let boot = Arc::new(Bootstrapper::new(&params, &boot_params())?);
-    let level = boot.levels_after();
     // The client's secret: stored for a resumed run, never read by the server side.
     let key_path = dir.file("secret.key");
-    let mut keygen = KeyGenerator::new(&params);
     let sk = match std::fs::read(&key_path) {
         Ok(b) if dir.file("checkpoint.msg").exists() => {
             serial::decode_secret_key(&b, &params, DecodeLimits::new(b.len()))?
         }
         _ => {
-            let sk = keygen.gen_secret_key();
+            let sk = KeyGenerator::new(&params).gen_secret_key();
             write_atomic(&key_path, &serial::encode_secret_key(&sk))?;
             sk
         }
     };
-    let geometry = hetal_ml::train::Geometry::new(
+    let geometry = Geometry::new(
         params.max_slots(),
         data.train.features.ncols(),
         data.classes,
         config.batch_size,
     )?;
-    let mut rotations = geometry.rotations()?;
-    rotations.extend_from_slice(boot.rotations());
-    rotations.sort_unstable();
-    rotations.dedup();
-    eprintln!(
-        "generating {} rotation keys and the bootstrapping keys…",
-        rotations.len()
-    );
-    // The evaluation keys are public and hold no secret (`EvalKeySet` has no field that could):
-    // they are handed to the server side as they are, since a serialized copy of ~10 GB next
-    // to the keys would double the peak memory. Everything else travels as bytes.
-    let keys = keygen.gen_eval_keys(&sk, &rotations, true);
-    let boot_keys = boot.gen_boot_keys(&sk, ChaCha20Rng::from_os_rng())?;
-    eprintln!(
-        "key material: {:.2} GB",
-        (keys.size_bytes() + boot_keys.as_ref().map_or(0, |k| k.size_bytes())) as f64 / 1e9
-    );
-    let server_ops = CkksBackend::new(&params, Arc::new(keys))
-        .with_bootstrapping(boot, boot_keys.map(Arc::new))?;
-    let client_ops = CkksClient::new(sk, ChaCha20Rng::from_os_rng());
+    let (server_ops, client_ops, level) = backends(&params, &geometry, sk)?;
     let (mut client, mut server) = start(
         data,
         config,

@@ -1,0 +1,136 @@
+//! `hetal bench step`: one full training step (forward, softmax, backward, update, and the
+//! bootstraps the level planner places) on random data, encrypted at a bootstrappable preset
+//! or counted on the simulator.
+//!
+//! The shape is HETAL's `a,b,c`: a mini-batch of `a` rows (the block height), `b` feature
+//! columns including the bias (HETAL's 769 = 768 + 1), `c` classes. Counters include the
+//! operations inside bootstrapping when encrypted (they are evaluator operations), not on the
+//! simulator.
+
+use anyhow::{bail, Context};
+use clap::Args;
+use cpu_time::ProcessTime;
+use ndarray::Array2;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha20Rng;
+use serde_json::json;
+use std::time::Instant;
+
+use hetal_ckks::{presets, KeyGenerator, OpCounts};
+use hetal_ml::softmax::SoftmaxOps;
+use hetal_ml::train::{boot_params, Geometry, Trainer, BOOT_BOUND};
+use hetal_ml::{Bootstrap, Leveled, SlotClient, SlotSim};
+
+use crate::matmul::Algo;
+
+/// Arguments of `hetal bench step`.
+#[derive(Args)]
+pub struct StepArgs {
+    /// The shape `a,b,c`: batch rows, feature columns with the bias, classes.
+    #[arg(long, default_value = "1024,769,16")]
+    shape: String,
+    /// Which algorithms.
+    #[arg(long, value_enum, default_value = "ours")]
+    algo: Algo,
+    /// Count on the slot simulator (no keys) instead of running encrypted.
+    #[arg(long)]
+    simulate: bool,
+    /// Bootstrappable parameter preset.
+    #[arg(long, default_value = "n16-boot", value_parser = clap::builder::PossibleValuesParser::new(presets::NAMES))]
+    preset: String,
+    /// Worker threads (0: all cores).
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+    /// Print one JSON line.
+    #[arg(long)]
+    json: bool,
+}
+
+/// One step's measurements.
+struct Measured {
+    cpu_s: f64,
+    wall_s: f64,
+    bootstraps: u64,
+    counts: OpCounts,
+}
+
+/// Encrypts a random batch and a random state, runs one step.
+fn one_step<O, K>(ops: &O, client: &mut K, g: Geometry, level: usize) -> anyhow::Result<Measured>
+where
+    O: SoftmaxOps + Bootstrap,
+    K: SlotClient<Ct = O::Ct>,
+    O::Ct: Leveled,
+{
+    let mut rng = ChaCha20Rng::seed_from_u64(1);
+    let rows = g.shape().s0();
+    let x = Array2::from_shape_fn((rows, g.features()), |_| rng.random_range(-1.0..1.0));
+    let labels: Vec<usize> = (0..rows)
+        .map(|_| rng.random_range(0..g.classes()))
+        .collect();
+    let batch = g.encrypt_batch(client, &x, &labels, level)?;
+    let state = g.encrypt_initial(client, level)?;
+    let trainer = Trainer::new(ops, g, 1.0, 0.9)?;
+    let (cpu, wall, boots, counts) = (
+        ProcessTime::now(),
+        Instant::now(),
+        ops.bootstraps(),
+        ops.counts(),
+    );
+    trainer.step(state, &batch)?;
+    Ok(Measured {
+        cpu_s: cpu.elapsed().as_secs_f64(),
+        wall_s: wall.elapsed().as_secs_f64(),
+        bootstraps: ops.bootstraps() - boots,
+        counts: hetal_ml::counts_delta(&ops.counts(), &counts),
+    })
+}
+
+/// Runs `hetal bench step`.
+pub fn step(args: &StepArgs) -> anyhow::Result<()> {
+    if args.algo == Algo::Hetal {
+        bail!("--algo hetal: HETAL's pipeline is not wired into the trainer yet");
+    }
+    crate::bench::set_threads(args.threads)?;
+    let v: Vec<usize> = args
+        .shape
+        .split(',')
+        .map(|x| x.trim().parse())
+        .collect::<Result<_, _>>()
+        .context("shape must be a,b,c")?;
+    let [a, b, c] = v[..] else {
+        bail!("shape must be three integers a,b,c");
+    };
+    if b < 2 {
+        bail!("b counts the bias column: at least 2");
+    }
+    let params = crate::session::preset_params(&args.preset)?;
+    let g = Geometry::new(params.max_slots(), b - 1, c, a)?;
+    let level = params.max_level() - boot_params().depth();
+    let m = if args.simulate {
+        let sim = || SlotSim::from_params(&params).with_bootstrapping(level, BOOT_BOUND);
+        let ops = sim()?;
+        one_step(&ops, &mut sim()?, g, level)?
+    } else {
+        let sk = KeyGenerator::new(&params).gen_secret_key();
+        let (ops, mut client, level) = crate::session::backends(&params, &g, sk)?;
+        one_step(&ops, &mut client, g, level)?
+    };
+    let k = &m.counts;
+    let line = json!({
+        "shape": args.shape, "algo": "ours", "preset": args.preset,
+        "mode": if args.simulate { "simulate" } else { "encrypted" },
+        "threads": rayon::current_num_threads(),
+        "cpu_s": if args.simulate { None } else { Some(m.cpu_s) },
+        "wall_s": if args.simulate { None } else { Some(m.wall_s) },
+        "bootstraps": m.bootstraps,
+        "cmult": k.pt_mult + k.const_mult, "mult": k.ct_mult, "rot": k.rotations,
+        "keyswitch_full": k.keyswitch_full, "keyswitch_hoisted": k.keyswitch_hoisted,
+        "rescale": k.rescales, "conj": k.conjugations,
+    });
+    if args.json {
+        println!("{line}");
+    } else {
+        println!("{}", serde_json::to_string_pretty(&line)?);
+    }
+    Ok(())
+}
