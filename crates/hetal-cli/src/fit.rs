@@ -107,6 +107,9 @@ pub struct DemoArgs {
     /// Maximum epochs.
     #[arg(long, default_value_t = DEMO_EPOCHS)]
     epochs: usize,
+    /// Learning rate.
+    #[arg(long, default_value_t = DEMO_LR)]
+    lr: f64,
     /// Worker threads (0: all cores).
     #[arg(long, default_value_t = 0)]
     threads: usize,
@@ -114,7 +117,7 @@ pub struct DemoArgs {
 
 /// The demo's hyperparameters: one mini-batch of 1024 rows per block row (2 steps per epoch
 /// on the 1257 training digits).
-const DEMO_EPOCHS: usize = 4;
+const DEMO_EPOCHS: usize = 2;
 const DEMO_BATCH: usize = 1024;
 const DEMO_LR: f64 = 1.0;
 
@@ -131,7 +134,7 @@ pub fn demo(args: &DemoArgs) -> anyhow::Result<()> {
         data.classes
     );
     let config = TrainConfig {
-        lr: DEMO_LR,
+        lr: args.lr,
         momentum: 0.9,
         batch_size: DEMO_BATCH,
         epochs: args.epochs,
