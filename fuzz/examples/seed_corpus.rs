@@ -8,7 +8,7 @@ use std::path::Path;
 
 use hetal_ckks::serial::{self, CHECKSUM_LEN, HEADER_LEN};
 use hetal_ckks::{Encoder, KeyGenerator};
-use hetal_ckks_fuzz::params;
+use hetal_ckks_fuzz::{bootstrapper, params};
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 
@@ -36,5 +36,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     write("decode_ciphertext", &serial::encode_ciphertext(&ct, p))?;
     write("decode_plaintext", &serial::encode_plaintext(&pt, p))?;
     write("decode_secret_key", &serial::encode_secret_key(&sk))?;
+    let boot = bootstrapper();
+    let boot_sk =
+        KeyGenerator::with_rng(boot.params(), ChaCha20Rng::seed_from_u64(3)).gen_secret_key();
+    if let Some(keys) = boot.gen_boot_keys(&boot_sk, ChaCha20Rng::seed_from_u64(4))? {
+        write("decode_boot_keys", &serial::encode_boot_keys(&keys, boot))?;
+    }
     Ok(())
 }

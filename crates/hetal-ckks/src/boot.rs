@@ -381,6 +381,17 @@ impl Bootstrapper {
         self.slots
     }
 
+    /// The parameters the circuit was built for.
+    pub fn params(&self) -> &Params {
+        &self.params
+    }
+
+    /// The small parameter set of the ephemeral secret (the main `q_0` and one special prime),
+    /// over which [`BootKeys::to_sparse`] is made, or `None` without encapsulation.
+    pub fn ephemeral_params(&self) -> Option<&Params> {
+        self.ephemeral.as_ref().map(|e| &e.params)
+    }
+
     /// Bootstraps `ct` (at any level; it is first dropped to level 0). The result has
     /// [`Bootstrapper::levels_after`] levels and the input's scale. `keys` are the
     /// encapsulation keys ([`Bootstrapper::gen_boot_keys`]), required when the circuit uses

@@ -31,6 +31,11 @@
 //! - **Plaintext** (5): `scale: f64`, `slots: u64`, `poly` over `q_0..=q_level`.
 //! - **SecretKey** (6): `n: u64`, then `n` coefficients of `s`, one byte each (`0x00` = 0,
 //!   `0x01` = 1, `0xFF` = −1). The NTT form is recomputed on decoding, never stored.
+//! - **BootKeys** (7), the encapsulation keys of bootstrapping ([`BootKeys`]): the fingerprint
+//!   `u64` of the bootstrapper's ephemeral parameter set ([`Bootstrapper::ephemeral_params`]),
+//!   then `to_sparse`, a switching key over the ephemeral `q_0 · P` (its digits at its top
+//!   level), then `to_dense`, a switching key over the main `Q_L · P`. The header carries the
+//!   main parameters' fingerprint.
 //!
 //! The format is canonical: an accepted input re-encodes to the same bytes.
 //!
@@ -44,12 +49,14 @@
 //!    ([`DecodeError::WrongKind`]);
 //! 4. the checksum ([`DecodeError::BadChecksum`]);
 //! 5. the fingerprint against the caller's parameters ([`DecodeError::FingerprintMismatch`];
-//!    for `Params`, against the rebuilt parameters at the end);
+//!    for `Params`, against the rebuilt parameters at the end; for `BootKeys`, the body's
+//!    ephemeral fingerprint too, against the bootstrapper's ephemeral set);
 //! 6. the body, field by field. Every declared size is checked against the parameters first
 //!    (ring degree `N`; `1..=L+1` limbs for plaintexts and ciphertexts, both ciphertext components
-//!    alike; exactly `#(Q_L · P)` limbs for keys; the number of key-switching digits at the top
-//!    level; at most `N` Galois keys, with odd, strictly increasing elements below `2N`), then
-//!    against the bytes left ([`DecodeError::Truncated`]), and only then is memory reserved.
+//!    alike; exactly `#(Q_L · P)` limbs for keys, those of the ephemeral set for `to_sparse`; the
+//!    number of key-switching digits at the top level; at most `N` Galois keys, with odd,
+//!    strictly increasing elements below `2N`), then against the bytes left
+//!    ([`DecodeError::Truncated`]), and only then is memory reserved.
 //!    Every residue must be below its prime ([`DecodeError::ResidueOutOfRange`]); scales must be
 //!    finite and ≥ 1; slot counts powers of two in `[1, N/2]`; secret coefficients in
 //!    {−1, 0, 1} (and of Hamming weight `h` for a fixed-weight secret);
@@ -97,8 +104,8 @@ use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 use crate::{
-    Ciphertext, CkksError, EvalKeySet, Params, ParamsLiteral, Plaintext, PublicKey, SecretDist,
-    SecretKey, SwitchingKey,
+    BootKeys, Bootstrapper, Ciphertext, CkksError, EvalKeySet, Params, ParamsLiteral, Plaintext,
+    PublicKey, SecretDist, SecretKey, SwitchingKey,
 };
 
 /// The 8 bytes every encoded object starts with.
@@ -128,6 +135,8 @@ pub enum ObjectKind {
     Plaintext = 5,
     /// [`SecretKey`].
     SecretKey = 6,
+    /// [`BootKeys`].
+    BootKeys = 7,
 }
 
 impl ObjectKind {
@@ -145,6 +154,7 @@ impl ObjectKind {
             4 => Self::Ciphertext,
             5 => Self::Plaintext,
             6 => Self::SecretKey,
+            7 => Self::BootKeys,
             _ => return None,
         })
     }
@@ -159,6 +169,7 @@ impl fmt::Display for ObjectKind {
             Self::Ciphertext => "ciphertext",
             Self::Plaintext => "plaintext",
             Self::SecretKey => "secret key",
+            Self::BootKeys => "bootstrapping key set",
         })
     }
 }
@@ -402,6 +413,29 @@ pub fn encode_eval_keys(keys: &EvalKeySet, params: &Params) -> Vec<u8> {
                 w.u64(g);
                 w.switching_key(k);
             }
+        },
+    )
+}
+
+/// Encodes the encapsulation keys of `boot` ([`Bootstrapper::gen_boot_keys`]); the header
+/// carries the fingerprint of `boot`'s parameters, the body that of its ephemeral parameter set.
+/// Like the evaluation keys, [`BootKeys`] holds no secret.
+///
+/// A bootstrapper without encapsulation makes no such keys: the ephemeral fingerprint is then
+/// written as 0, which [`decode_boot_keys`] refuses.
+pub fn encode_boot_keys(keys: &BootKeys, boot: &Bootstrapper) -> Vec<u8> {
+    let body_len = 8usize
+        .saturating_add(switching_key_len(&keys.to_sparse))
+        .saturating_add(switching_key_len(&keys.to_dense));
+    let ephemeral = boot.ephemeral_params().map_or(0, Params::fingerprint);
+    encode_with(
+        ObjectKind::BootKeys,
+        boot.params().fingerprint(),
+        body_len,
+        |w| {
+            w.u64(ephemeral);
+            w.switching_key(&keys.to_sparse);
+            w.switching_key(&keys.to_dense);
         },
     )
 }
@@ -867,6 +901,40 @@ pub fn decode_eval_keys(
     }
     r.finish()?;
     Ok(EvalKeySet { relin, galois })
+}
+
+/// Decodes the encapsulation keys made for `boot`: its parameters (header fingerprint) and its
+/// ephemeral parameter set (body fingerprint); `to_sparse` must have the digits and limbs of a
+/// switching key of the ephemeral set, `to_dense` those of one of the main set.
+///
+/// # Errors
+/// [`CkksError::Decode`] for malformed, corrupted or oversized input, another fingerprint (main
+/// or ephemeral), or a bootstrapper without encapsulation (which takes no keys).
+pub fn decode_boot_keys(
+    bytes: &[u8],
+    boot: &Bootstrapper,
+    limits: DecodeLimits,
+) -> Result<BootKeys, CkksError> {
+    let params = boot.params();
+    let mut r = open_for(bytes, ObjectKind::BootKeys, params, limits)?;
+    let found = r.u64()?;
+    let ephemeral = boot
+        .ephemeral_params()
+        .ok_or_else(|| invalid("bootstrapping keys, but the bootstrapper uses no encapsulation"))?;
+    if found != ephemeral.fingerprint() {
+        return Err(DecodeError::FingerprintMismatch {
+            expected: ephemeral.fingerprint(),
+            found,
+        }
+        .into());
+    }
+    let to_sparse = read_switching_key(&mut r, ephemeral, "to-sparse key")?;
+    let to_dense = read_switching_key(&mut r, params, "to-dense key")?;
+    r.finish()?;
+    Ok(BootKeys {
+        to_sparse,
+        to_dense,
+    })
 }
 
 /// Decodes a ciphertext made for `params`.

@@ -8,8 +8,16 @@
 
 #![allow(clippy::unwrap_used, clippy::panic, reason = "test fixtures")]
 
+mod common;
+
 use std::time::{Duration, Instant};
 
+use common::{
+    assert_bit_flips_rejected, assert_multi_byte_corruptions_rejected,
+    assert_resealed_corruptions_are_safe, assert_truncated_bodies_rejected,
+    assert_truncations_rejected, decode_err, edited, get_u64, header, is_invalid_field, put_u64,
+    reseal, sealed, Decoder, Reencoder, LIMITS,
+};
 use hetal_ckks::serial::{
     self, DecodeError, DecodeLimits, ObjectKind, CHECKSUM_LEN, FORMAT_VERSION, HEADER_LEN, MAGIC,
 };
@@ -17,11 +25,8 @@ use hetal_ckks::{
     presets, Ciphertext, CkksError, Encoder, EvalKeySet, KeyGenerator, Params, ParamsLiteral,
     Plaintext, PublicKey, SecretDist, SecretKey,
 };
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
-use sha2::{Digest, Sha256};
-
-const LIMITS: DecodeLimits = DecodeLimits { max_bytes: 1 << 26 };
 
 struct Fixture {
     params: Params,
@@ -64,9 +69,6 @@ fn fixture() -> Fixture {
     fixture_for(test_params(), &[1])
 }
 
-type Decoder<'a> = Box<dyn Fn(&[u8]) -> Result<(), CkksError> + 'a>;
-type Reencoder<'a> = Box<dyn Fn(&[u8]) -> Option<Vec<u8>> + 'a>;
-
 /// Every object type: its name, a valid encoding, and a decoder that discards the result.
 fn objects(f: &Fixture) -> Vec<(&'static str, Vec<u8>, Decoder<'_>)> {
     let p = &f.params;
@@ -102,48 +104,6 @@ fn objects(f: &Fixture) -> Vec<(&'static str, Vec<u8>, Decoder<'_>)> {
             Box::new(move |b: &[u8]| serial::decode_secret_key(b, p, LIMITS).map(drop)),
         ),
     ]
-}
-
-/// Recomputes the trailing checksum, so that only the structural checks can refuse the input.
-fn reseal(bytes: &mut [u8]) {
-    let end = bytes.len() - CHECKSUM_LEN;
-    let sum = Sha256::digest(&bytes[..end]);
-    bytes[end..].copy_from_slice(&sum[..CHECKSUM_LEN]);
-}
-
-/// Header + `body` + a correct checksum.
-fn sealed(header: &[u8], body: &[u8]) -> Vec<u8> {
-    let mut out = [header, body, &[0u8; CHECKSUM_LEN]].concat();
-    reseal(&mut out);
-    out
-}
-
-fn put_u64(bytes: &mut [u8], at: usize, v: u64) {
-    bytes[at..at + 8].copy_from_slice(&v.to_le_bytes());
-}
-
-fn get_u64(bytes: &[u8], at: usize) -> u64 {
-    u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap())
-}
-
-/// Applies `edit` to a copy of `bytes`, reseals it, and returns it.
-fn edited(bytes: &[u8], edit: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
-    let mut b = bytes.to_vec();
-    edit(&mut b);
-    reseal(&mut b);
-    b
-}
-
-fn decode_err(r: Result<impl Sized, CkksError>) -> DecodeError {
-    match r {
-        Err(CkksError::Decode(e)) => e,
-        Err(other) => panic!("expected a decode error, got {other:?}"),
-        Ok(_) => panic!("expected a decode error, got a value"),
-    }
-}
-
-fn is_invalid_field(r: Result<impl Sized, CkksError>) -> bool {
-    matches!(decode_err(r), DecodeError::InvalidField(_))
 }
 
 // Layout offsets (see the module documentation of `serial`).
@@ -245,14 +205,7 @@ fn fixed_weight_secret_round_trips_and_weight_is_checked() {
 fn every_truncation_is_rejected() {
     let f = fixture();
     for (name, bytes, decode) in objects(&f) {
-        assert!(decode(&bytes).is_ok(), "{name}: the valid encoding decodes");
-        let len = bytes.len();
-        let mut lengths: Vec<usize> = (0..len.min(HEADER_LEN + 64)).collect();
-        lengths.extend((0..2000).map(|i| i * len / 2000));
-        lengths.extend(len.saturating_sub(64)..len);
-        for k in lengths {
-            assert!(decode(&bytes[..k]).is_err(), "{name}: prefix of {k} bytes");
-        }
+        assert_truncations_rejected(name, &bytes, decode);
     }
 }
 
@@ -260,16 +213,7 @@ fn every_truncation_is_rejected() {
 fn truncated_bodies_with_valid_checksums_are_rejected() {
     let f = fixture();
     for (name, bytes, decode) in objects(&f) {
-        let header = &bytes[..HEADER_LEN];
-        let body = &bytes[HEADER_LEN..bytes.len() - CHECKSUM_LEN];
-        let mut lengths: Vec<usize> = (0..body.len().min(128)).collect();
-        lengths.extend((0..2000).map(|i| i * body.len() / 2000));
-        for k in lengths {
-            match decode(&sealed(header, &body[..k])) {
-                Err(CkksError::Decode(_)) => {}
-                other => panic!("{name}: body cut at {k}: {other:?}"),
-            }
-        }
+        assert_truncated_bodies_rejected(name, &bytes, decode);
     }
 }
 
@@ -278,14 +222,7 @@ fn single_bit_flips_are_rejected() {
     let f = fixture();
     let mut rng = ChaCha20Rng::seed_from_u64(21);
     for (name, bytes, decode) in objects(&f) {
-        let mut b = bytes.clone();
-        for _ in 0..2000 {
-            let i = rng.random_range(0..b.len());
-            let bit = 1u8 << rng.random_range(0..8);
-            b[i] ^= bit;
-            assert!(decode(&b).is_err(), "{name}: bit flip at byte {i}");
-            b[i] ^= bit;
-        }
+        assert_bit_flips_rejected(name, &bytes, decode, &mut rng, 2000);
     }
 }
 
@@ -294,24 +231,7 @@ fn multi_byte_corruptions_are_rejected() {
     let f = fixture();
     let mut rng = ChaCha20Rng::seed_from_u64(22);
     for (name, bytes, decode) in objects(&f) {
-        for round in 0..500 {
-            let mut b = bytes.clone();
-            if round % 2 == 0 {
-                // Scattered bytes.
-                for _ in 0..rng.random_range(2..=16) {
-                    let i = rng.random_range(0..b.len());
-                    b[i] ^= rng.random_range(1..=255u8);
-                }
-            } else {
-                // A burst of random bytes.
-                let start = rng.random_range(0..b.len());
-                let end = (start + rng.random_range(2..=64)).min(b.len());
-                rng.fill(&mut b[start..end]);
-            }
-            if b != bytes {
-                assert!(decode(&b).is_err(), "{name}: corruption round {round}");
-            }
-        }
+        assert_multi_byte_corruptions_rejected(name, &bytes, decode, &mut rng, 500);
     }
 }
 
@@ -355,31 +275,8 @@ fn resealed_corruptions_never_panic_and_accepted_inputs_are_canonical() {
                 .map(|x| serial::encode_secret_key(&x).to_vec())
         }),
     ];
-    for ((name, bytes, _), again) in objects(&f).into_iter().zip(&reencode) {
-        let (mut accepted, mut refused) = (0, 0);
-        // The structurally interesting part: the header and the first fields.
-        let hot = (HEADER_LEN + 96).min(bytes.len() - CHECKSUM_LEN);
-        for _ in 0..300 {
-            let b = edited(&bytes, |b| {
-                let i = if rng.random_bool(0.7) {
-                    rng.random_range(0..hot)
-                } else {
-                    rng.random_range(0..b.len() - CHECKSUM_LEN)
-                };
-                b[i] ^= rng.random_range(1..=255u8);
-            });
-            match again(&b) {
-                Some(out) => {
-                    assert_eq!(out, b, "{name}: an accepted input is canonical");
-                    accepted += 1;
-                }
-                None => refused += 1,
-            }
-        }
-        assert!(
-            refused > 0,
-            "{name}: {accepted} accepted, {refused} refused"
-        );
+    for ((name, bytes, _), again) in objects(&f).into_iter().zip(reencode) {
+        assert_resealed_corruptions_are_safe(name, &bytes, again, &mut rng, 300);
     }
 }
 
@@ -776,13 +673,6 @@ fn huge_declared_lengths_fail_fast_without_allocating() {
     let start = Instant::now();
     let huge = [1u64 << 40, 1 << 62, u64::MAX];
 
-    let header = |kind: ObjectKind, fp: u64| {
-        let mut h = MAGIC.to_vec();
-        h.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
-        h.extend_from_slice(&kind.tag().to_le_bytes());
-        h.extend_from_slice(&fp.to_le_bytes());
-        h
-    };
     let fp = p.fingerprint();
     let n = (p.n() as u64).to_le_bytes();
     for &v in &huge {
@@ -870,5 +760,6 @@ fn errors_are_typed_and_readable() {
     assert!(msg.contains("secret key"), "{msg}");
     assert_eq!(ObjectKind::from_tag(3), Some(ObjectKind::EvalKeySet));
     assert_eq!(ObjectKind::from_tag(0), None);
-    assert_eq!(ObjectKind::from_tag(7), None);
+    assert_eq!(ObjectKind::from_tag(7), Some(ObjectKind::BootKeys));
+    assert_eq!(ObjectKind::from_tag(8), None);
 }
