@@ -27,6 +27,8 @@ use serde_json::json;
 use hetal_ml::data::{Dataset, Standardizer};
 use hetal_ml::plain::{train, EpochMetrics, Model, TrainConfig};
 
+use crate::session::write_atomic;
+
 /// How to train.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Mode {
@@ -39,7 +41,7 @@ pub enum Mode {
 }
 
 impl Mode {
-    fn name(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             Mode::Encrypted => "encrypted",
             Mode::Simulate => "simulate",
@@ -57,27 +59,47 @@ pub enum Algo {
     Hetal,
 }
 
+/// Training hyperparameters (HETAL's defaults), shared by `hetal fit` and `hetal keygen`.
+#[derive(Args)]
+pub struct HyperArgs {
+    /// Maximum epochs.
+    #[arg(long, default_value_t = 20)]
+    pub epochs: usize,
+    /// Mini-batch size.
+    #[arg(long, default_value_t = 1024)]
+    pub batch_size: usize,
+    /// Learning rate.
+    #[arg(long, default_value_t = 1.0)]
+    pub lr: f64,
+    /// Early-stopping patience in epochs.
+    #[arg(long, default_value_t = 3)]
+    pub patience: usize,
+    /// Nesterov momentum.
+    #[arg(long, default_value_t = 0.9)]
+    pub momentum: f64,
+}
+
+impl HyperArgs {
+    /// The training configuration.
+    pub fn config(&self) -> TrainConfig {
+        TrainConfig {
+            lr: self.lr,
+            momentum: self.momentum,
+            batch_size: self.batch_size,
+            epochs: self.epochs,
+            patience: self.patience,
+        }
+    }
+}
+
 /// Arguments of `hetal fit`.
 #[derive(Args)]
 pub struct FitArgs {
     /// Directory with features_{train,val,test}.npy and labels_{train,val,test}.npy.
     #[arg(long)]
     data: PathBuf,
-    /// Maximum epochs.
-    #[arg(long, default_value_t = 20)]
-    epochs: usize,
-    /// Mini-batch size.
-    #[arg(long, default_value_t = 1024)]
-    batch_size: usize,
-    /// Learning rate.
-    #[arg(long, default_value_t = 1.0)]
-    lr: f64,
-    /// Early-stopping patience in epochs.
-    #[arg(long, default_value_t = 3)]
-    patience: usize,
-    /// Nesterov momentum.
-    #[arg(long, default_value_t = 0.9)]
-    momentum: f64,
+    #[command(flatten)]
+    hyper: HyperArgs,
     /// Training mode.
     #[arg(long, value_enum, default_value = "encrypted")]
     mode: Mode,
@@ -162,20 +184,13 @@ pub struct PredictArgs {
     out: Option<PathBuf>,
 }
 
-fn write_npy<T: WriteNpyExt>(path: &Path, a: &T) -> anyhow::Result<()> {
+pub fn write_npy<T: WriteNpyExt>(path: &Path, a: &T) -> anyhow::Result<()> {
     // Written to a temporary file and renamed, so a crash never leaves a half file.
     let tmp = path.with_extension("npy.tmp");
     a.write_npy(
         std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?,
     )
     .with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))?;
-    Ok(())
-}
-
-fn write_file(path: &Path, contents: &str) -> anyhow::Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, contents).with_context(|| format!("writing {}", tmp.display()))?;
     std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))?;
     Ok(())
 }
@@ -217,18 +232,22 @@ fn curve_svg(metrics: &[EpochMetrics]) -> String {
 pub fn fit(args: &FitArgs) -> anyhow::Result<()> {
     let mut data = Dataset::load_dir(&args.data)
         .with_context(|| format!("loading {}", args.data.display()))?;
-    let config = TrainConfig {
-        lr: args.lr,
-        momentum: args.momentum,
-        batch_size: args.batch_size,
-        epochs: args.epochs,
-        patience: args.patience,
-    };
+    let config = args.hyper.config();
     if args.algo == Algo::Hetal && args.mode != Mode::Plaintext {
         bail!("--algo hetal is not available for training yet (the faithful pipeline runs in `hetal bench matmul`)");
     }
     crate::bench::set_threads(args.threads)?;
     run_and_save(&mut data, &config, args.mode, &args.preset, &args.out)
+}
+
+/// Standardizes every split by the training split's statistics (client-side, in plaintext);
+/// returns the scaler, which is saved with the model.
+pub fn scale(data: &mut Dataset) -> Standardizer {
+    let scaler = Standardizer::fit(&data.train.features);
+    for split in [&mut data.train, &mut data.val, &mut data.test] {
+        split.features = scaler.apply(&split.features);
+    }
+    scaler
 }
 
 /// Scales, trains and writes the output directory (shared by `fit` and `demo`).
@@ -240,10 +259,7 @@ pub fn run_and_save(
     out: &Path,
 ) -> anyhow::Result<()> {
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-    let scaler = Standardizer::fit(&data.train.features);
-    for split in [&mut data.train, &mut data.val, &mut data.test] {
-        split.features = scaler.apply(&split.features);
-    }
+    let scaler = scale(data);
     let start = Instant::now();
     let (model, metrics, steps, best) = match mode {
         Mode::Plaintext => {
@@ -266,23 +282,61 @@ pub fn run_and_save(
             (model, r.metrics, r.steps, r.best_epoch)
         }
     };
-    let seconds = start.elapsed().as_secs_f64();
+    let run = Run {
+        model,
+        metrics,
+        steps,
+        best_epoch: best,
+        seconds: start.elapsed().as_secs_f64(),
+    };
+    save_run(out, data, config, &scaler, mode, preset, &run)
+}
+
+/// A finished training run.
+pub struct Run {
+    /// The decrypted (or plaintext) model.
+    pub model: Model,
+    /// Validation metrics per epoch.
+    pub metrics: Vec<EpochMetrics>,
+    /// Mean step seconds and bootstraps per epoch.
+    pub steps: Vec<(f64, f64)>,
+    /// The epoch the model is from.
+    pub best_epoch: usize,
+    /// Training seconds.
+    pub seconds: f64,
+}
+
+/// Writes the output directory of `run` (see the module documentation) and prints a summary.
+/// `data` is scaled by `scaler`; a run not in plaintext is compared with exact training.
+pub fn save_run(
+    out: &Path,
+    data: &Dataset,
+    config: &TrainConfig,
+    scaler: &Standardizer,
+    mode: Mode,
+    preset: &str,
+    run: &Run,
+) -> anyhow::Result<()> {
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let mut test_accuracy = serde_json::Map::new();
-    test_accuracy.insert(mode.name().into(), json!(model.accuracy(&data.test)));
+    test_accuracy.insert(mode.name().into(), json!(run.model.accuracy(&data.test)));
     if mode != Mode::Plaintext {
         // The reference: exact training with the same hyperparameters and initialization.
         let (reference, _) = train(data, config)?;
         test_accuracy.insert("plaintext".into(), json!(reference.accuracy(&data.test)));
     }
-    write_npy(&out.join("weights.npy"), &model.weights)?;
+    write_npy(&out.join("weights.npy"), &run.model.weights)?;
     write_npy(&out.join("scaler_mean.npy"), &scaler.mean)?;
     write_npy(&out.join("scaler_std.npy"), &scaler.std)?;
-    let epochs: Vec<_> = metrics
+    let epochs: Vec<_> = run
+        .metrics
         .iter()
-        .zip(&steps)
+        .zip(&run.steps)
         .map(|(m, (step_s, boots))| json!({ "epoch": m.epoch, "val_loss": m.val_loss, "val_accuracy": m.val_accuracy, "step_s": step_s, "bootstraps": boots }))
         .collect();
     let mode_name = mode.name();
+    let best = run.best_epoch;
+    let seconds = run.seconds;
     let report = json!({
         "mode": mode_name,
         "preset": if mode == Mode::Plaintext { None } else { Some(preset) },
@@ -292,11 +346,11 @@ pub fn run_and_save(
         "train_seconds": seconds,
         "test_accuracy": test_accuracy,
     });
-    write_file(
+    write_atomic(
         &out.join("metrics.json"),
-        &serde_json::to_string_pretty(&report)?,
+        serde_json::to_string_pretty(&report)?.as_bytes(),
     )?;
-    write_file(&out.join("curve.svg"), &curve_svg(&metrics))?;
+    write_atomic(&out.join("curve.svg"), curve_svg(&run.metrics).as_bytes())?;
     let accuracies: Vec<String> = test_accuracy
         .iter()
         .map(|(k, v)| format!("{k} {:.4}", v.as_f64().unwrap_or(f64::NAN)))

@@ -1,11 +1,13 @@
 //! `hetal`: the command-line tool of the hetal project.
 //!
-//! Training (`hetal fit`, `hetal demo`), prediction (`hetal predict`) and benchmarks
-//! (`hetal bench …`).
+//! Training (`hetal fit`, `hetal demo`), the two roles on two machines (`hetal keygen`,
+//! `encrypt`, `decide`, `decrypt-model` on the client, `hetal train` on the server), prediction
+//! (`hetal predict`) and benchmarks (`hetal bench …`).
 
 mod bench;
 mod fit;
 mod matmul;
+mod roles;
 mod session;
 mod softmax;
 mod step;
@@ -36,6 +38,16 @@ enum Command {
     Predict(fit::PredictArgs),
     /// Trains encrypted on the bundled UCI digits and compares with plaintext training.
     Demo(fit::DemoArgs),
+    /// Client: makes the secret key and the server's keys for a dataset (two-machine runs).
+    Keygen(roles::KeygenArgs),
+    /// Client: encrypts the dataset for the server.
+    Encrypt(roles::EncryptArgs),
+    /// Server: trains an epoch on the client's files, or applies its decision.
+    Train(roles::TrainArgs),
+    /// Client: decrypts an epoch's validation outputs and decides whether to stop.
+    Decide(roles::DecideArgs),
+    /// Client: decrypts the trained model into a `hetal fit` output directory.
+    DecryptModel(roles::DecryptModelArgs),
     /// Benchmarks.
     Bench {
         #[command(subcommand)]
@@ -63,6 +75,11 @@ fn main() -> anyhow::Result<()> {
         Command::Fit(args) => fit::fit(&args),
         Command::Predict(args) => fit::predict(&args),
         Command::Demo(args) => fit::demo(&args),
+        Command::Keygen(args) => roles::keygen(&args),
+        Command::Encrypt(args) => roles::encrypt(&args),
+        Command::Train(args) => roles::train(&args),
+        Command::Decide(args) => roles::decide(&args),
+        Command::DecryptModel(args) => roles::decrypt_model(&args),
         Command::Bench {
             what: BenchCommand::Ops(args),
         } => bench::ops(&args),

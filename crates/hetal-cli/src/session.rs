@@ -18,7 +18,10 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use serde_json::json;
 
-use hetal_ckks::{presets, serial, Bootstrapper, DecodeLimits, KeyGenerator, Params, SecretKey};
+use hetal_ckks::{
+    presets, serial, BootKeys, Bootstrapper, DecodeLimits, EvalKeySet, KeyGenerator, Params,
+    SecretKey,
+};
 use hetal_ml::data::Dataset;
 use hetal_ml::plain::{EpochMetrics, Model as PlainModel, TrainConfig};
 use hetal_ml::protocol::{
@@ -38,14 +41,14 @@ pub struct RunReport {
     pub best_epoch: usize,
 }
 
-fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
     std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))?;
     Ok(())
 }
 
-fn read(path: &Path) -> anyhow::Result<Vec<u8>> {
+pub fn read(path: &Path) -> anyhow::Result<Vec<u8>> {
     std::fs::read(path).with_context(|| format!("reading {}", path.display()))
 }
 
@@ -90,7 +93,27 @@ impl RunDir {
     }
 }
 
-fn bar(total: u64) -> ProgressBar {
+/// What the server does after each step: persist the checkpoint at `path` and advance the
+/// progress bar.
+pub fn after_step<'a, C: WireCt>(
+    pb: &'a ProgressBar,
+    path: &'a Path,
+    ctx: &'a C::Ctx,
+) -> impl FnMut(&StepReport, &Checkpoint<C>) -> Result<(), hetal_ml::MlError> + 'a {
+    move |r, c| {
+        write_atomic(path, &c.encode(ctx))
+            .map_err(|e| hetal_ml::MlError::Message(format!("checkpoint: {e:#}")))?;
+        pb.set_message(format!(
+            "epoch {} step {}/{}: {:.1} s, {} bootstraps",
+            r.epoch, r.step, r.steps, r.seconds, r.bootstraps
+        ));
+        pb.inc(1);
+        Ok(())
+    }
+}
+
+/// A progress bar over `total` training steps.
+pub fn bar(total: u64) -> ProgressBar {
     let pb = ProgressBar::new(total);
     pb.set_style(
         ProgressStyle::with_template(
@@ -121,19 +144,8 @@ where
     pb.set_position((at.epoch as u64 - 1) * steps + at.step as u64);
     let mut per_epoch = Vec::new();
     while !server.finished() {
-        let (mut seconds, mut boots, mut n) = (0.0, 0u64, 0u64);
-        let v = server.train_epoch(|r: &StepReport, c: &Checkpoint<O::Ct>| {
-            write_atomic(&dir.file("checkpoint.msg"), &c.encode(ctx))
-                .map_err(|e| hetal_ml::MlError::Message(format!("checkpoint: {e:#}")))?;
-            (seconds, boots, n) = (seconds + r.seconds, boots + r.bootstraps, n + 1);
-            pb.set_message(format!(
-                "epoch {} step {}/{}: {:.1} s, {} bootstraps",
-                r.epoch, r.step, r.steps, r.seconds, r.bootstraps
-            ));
-            pb.inc(1);
-            Ok(())
-        })?;
-        per_epoch.push((seconds / n.max(1) as f64, boots as f64 / n.max(1) as f64));
+        let v = server.train_epoch(after_step(&pb, &dir.file("checkpoint.msg"), ctx))?;
+        per_epoch.push((v.step_s, v.bootstraps));
         let v = Validation::<O::Ct>::decode(&v.encode(ctx), ctx)?;
         let d = client.decide(&v)?;
         dir.save_metrics(client.metrics())?;
@@ -240,7 +252,7 @@ pub fn simulate(
     out: &Path,
 ) -> anyhow::Result<(PlainModel, RunReport)> {
     let params = preset_params(preset)?;
-    let level = params.max_level() - boot_params().depth();
+    let level = data_level(&params)?;
     let sim = || SlotSim::from_params(&params).with_bootstrapping(level, BOOT_BOUND);
     let dir = run_dir(&out.join("simulate"))?;
     let ctx = sim()?;
@@ -262,20 +274,24 @@ pub fn preset_params(preset: &str) -> anyhow::Result<Params> {
     Ok(Params::new(lit)?)
 }
 
-/// The server's backend (evaluation and bootstrapping keys for `geometry`, generated from
-/// `sk`) and the client's, and the level data is encrypted at (where bootstrapping returns).
-///
-/// The evaluation keys are public and hold no secret (`EvalKeySet` has no field that could):
-/// they are handed to the server side as they are, since a serialized copy of ~10 GB next to
-/// the keys would double the peak memory.
-pub fn backends(
+/// The level data is encrypted at: where bootstrapping with [`boot_params`] returns.
+pub fn data_level(params: &Params) -> anyhow::Result<usize> {
+    params
+        .max_level()
+        .checked_sub(boot_params().depth())
+        .context("the preset has fewer levels than bootstrapping consumes")
+}
+
+/// The server's key material for `geometry`, made from `sk`: the bootstrapping circuit, the
+/// evaluation keys (the training's rotations and the bootstrapping's, conjugation,
+/// relinearization) and the encapsulation keys (if the preset uses encapsulation).
+pub fn server_keys(
     params: &Params,
     geometry: &Geometry,
-    sk: SecretKey,
-) -> anyhow::Result<(CkksBackend, CkksClient<ChaCha20Rng>, usize)> {
+    sk: &SecretKey,
+) -> anyhow::Result<(Arc<Bootstrapper>, EvalKeySet, Option<BootKeys>)> {
     eprintln!("building the bootstrapping circuit…");
     let boot = Arc::new(Bootstrapper::new(params, &boot_params())?);
-    let level = boot.levels_after();
     let mut rotations = geometry.rotations()?;
     rotations.extend_from_slice(boot.rotations());
     rotations.sort_unstable();
@@ -284,13 +300,28 @@ pub fn backends(
         "generating {} rotation keys and the bootstrapping keys…",
         rotations.len()
     );
-    let mut keygen = KeyGenerator::new(params);
-    let keys = keygen.gen_eval_keys(&sk, &rotations, true);
-    let boot_keys = boot.gen_boot_keys(&sk, ChaCha20Rng::from_os_rng())?;
+    let keys = KeyGenerator::new(params).gen_eval_keys(sk, &rotations, true);
+    let boot_keys = boot.gen_boot_keys(sk, ChaCha20Rng::from_os_rng())?;
     eprintln!(
         "key material: {:.2} GB",
         (keys.size_bytes() + boot_keys.as_ref().map_or(0, |k| k.size_bytes())) as f64 / 1e9
     );
+    Ok((boot, keys, boot_keys))
+}
+
+/// The server's backend (evaluation and bootstrapping keys for `geometry`, generated from
+/// `sk`) and the client's, and the level data is encrypted at (where bootstrapping returns).
+///
+/// The evaluation keys are public and hold no secret (`EvalKeySet` has no field that could):
+/// they are handed to the server side as they are, since a serialized copy of ~10 GB next to
+/// the keys would double the peak memory. `hetal keygen` and `hetal train` serialize them.
+pub fn backends(
+    params: &Params,
+    geometry: &Geometry,
+    sk: SecretKey,
+) -> anyhow::Result<(CkksBackend, CkksClient<ChaCha20Rng>, usize)> {
+    let (boot, keys, boot_keys) = server_keys(params, geometry, &sk)?;
+    let level = boot.levels_after();
     let server = CkksBackend::new(params, Arc::new(keys))
         .with_bootstrapping(boot, boot_keys.map(Arc::new))?;
     Ok((

@@ -499,6 +499,11 @@ impl<C: WireCt> Data<C> {
 pub struct Validation<C> {
     /// The epoch, from 1.
     pub epoch: usize,
+    /// Mean wall-clock seconds of the steps the server ran for this message (those after a
+    /// resume only), for the client's report.
+    pub step_s: f64,
+    /// Mean bootstraps of those steps.
+    pub bootstraps: f64,
     /// Logits of each validation block.
     pub logits: Vec<EncMatrix<C>>,
 }
@@ -508,6 +513,8 @@ impl<C: WireCt> Validation<C> {
     pub fn encode(&self, ctx: &C::Ctx) -> Vec<u8> {
         let mut w = Writer::default();
         w.usize(self.epoch);
+        w.f64(self.step_s);
+        w.f64(self.bootstraps);
         w.usize(self.logits.len());
         self.logits.iter().for_each(|m| put_matrix(m, ctx, &mut w));
         w.seal(MessageKind::Validation)
@@ -519,13 +526,18 @@ impl<C: WireCt> Validation<C> {
     /// Malformed input.
     pub fn decode(bytes: &[u8], ctx: &C::Ctx) -> Result<Self, MlError> {
         let mut r = Reader::open(bytes, MessageKind::Validation)?;
-        let epoch = r.usize()?;
+        let (epoch, step_s, bootstraps) = (r.usize()?, r.f64()?, r.f64()?);
         let n = r.count(64)?;
         let logits = (0..n)
             .map(|_| get_matrix(&mut r, ctx))
             .collect::<Result<Vec<_>, _>>()?;
         r.finish()?;
-        Ok(Self { epoch, logits })
+        Ok(Self {
+            epoch,
+            step_s,
+            bootstraps,
+            logits,
+        })
     }
 }
 
@@ -767,6 +779,7 @@ where
             return Err(bad("training is over"));
         }
         let steps = self.data.batches.len();
+        let (mut seconds, mut bootstraps, mut ran) = (0.0, 0u64, 0u64);
         while self.at.step < steps {
             let start = Instant::now();
             let boots = self.ops.bootstraps();
@@ -781,6 +794,9 @@ where
                 seconds: start.elapsed().as_secs_f64(),
                 bootstraps: self.ops.bootstraps() - boots,
             };
+            seconds += report.seconds;
+            bootstraps += report.bootstraps;
+            ran += 1;
             after_step(&report, &self.at)?;
         }
         // One refresh shared by validation and the next epoch's first step.
@@ -793,8 +809,11 @@ where
             .iter()
             .map(|x| trainer.logits(&self.at.state, x))
             .collect::<Result<Vec<_>, _>>()?;
+        let ran = ran.max(1) as f64;
         Ok(Validation {
             epoch: self.at.epoch,
+            step_s: seconds / ran,
+            bootstraps: bootstraps as f64 / ran,
             logits,
         })
     }
