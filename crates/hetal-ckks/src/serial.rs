@@ -39,6 +39,10 @@
 //!
 //! The format is canonical: an accepted input re-encodes to the same bytes.
 //!
+//! Evaluation key sets, gigabytes at N = 2^16, also stream to and from files:
+//! [`write_eval_keys`] and [`read_eval_keys`] hold one switching key's bytes at a time. The
+//! reader makes the same checks as [`decode_eval_keys`], with the checksum compared last.
+//!
 //! # Validation order
 //!
 //! Decoders never panic, and never allocate according to a length they have not checked:
@@ -245,6 +249,19 @@ pub enum DecodeError {
     /// Bytes follow the end of the object.
     #[error("unexpected bytes after the end of the object")]
     TrailingBytes,
+    /// Reading a stream failed (other than by ending early, which is [`DecodeError::Truncated`]).
+    #[error("read failed: {0}")]
+    Io(String),
+}
+
+impl From<std::io::Error> for DecodeError {
+    fn from(e: std::io::Error) -> Self {
+        if e.kind() == std::io::ErrorKind::UnexpectedEof {
+            Self::Truncated
+        } else {
+            Self::Io(e.to_string())
+        }
+    }
 }
 
 fn invalid(msg: impl Into<String>) -> DecodeError {
@@ -252,7 +269,11 @@ fn invalid(msg: impl Into<String>) -> DecodeError {
 }
 
 fn checksum(bytes: &[u8]) -> [u8; CHECKSUM_LEN] {
-    let digest = Sha256::digest(bytes);
+    digest_prefix(Sha256::new_with_prefix(bytes))
+}
+
+fn digest_prefix(hasher: Sha256) -> [u8; CHECKSUM_LEN] {
+    let digest = hasher.finalize();
     let mut out = [0u8; CHECKSUM_LEN];
     for (o, d) in out.iter_mut().zip(digest.iter()) {
         *o = *d;
@@ -386,6 +407,34 @@ pub fn encode_public_key(pk: &PublicKey, params: &Params) -> Vec<u8> {
     })
 }
 
+/// Hands the encoding of an evaluation key set, without its checksum, to `emit` in pieces of at
+/// most one switching key (shared by [`encode_eval_keys`] and [`write_eval_keys`]).
+fn emit_eval_keys<E>(
+    keys: &EvalKeySet,
+    params: &Params,
+    mut emit: impl FnMut(&[u8]) -> Result<(), E>,
+) -> Result<(), E> {
+    let mut buf = Vec::new();
+    let mut w = Writer::header(&mut buf, ObjectKind::EvalKeySet, params.fingerprint());
+    match &keys.relin {
+        Some(k) => {
+            w.u8(1);
+            w.switching_key(k);
+        }
+        None => w.u8(0),
+    }
+    w.usize(keys.galois.len());
+    emit(&buf)?;
+    for (&g, k) in &keys.galois {
+        buf.clear();
+        let mut w = Writer { buf: &mut buf };
+        w.u64(g);
+        w.switching_key(k);
+        emit(&buf)?;
+    }
+    Ok(())
+}
+
 /// Encodes an evaluation key set (relinearization and Galois keys); the header carries
 /// `params.fingerprint()`. It takes only the public [`EvalKeySet`], which cannot hold a secret.
 pub fn encode_eval_keys(keys: &EvalKeySet, params: &Params) -> Vec<u8> {
@@ -396,25 +445,37 @@ pub fn encode_eval_keys(keys: &EvalKeySet, params: &Params) -> Vec<u8> {
         .fold(17usize, |acc, k| {
             acc.saturating_add(8).saturating_add(switching_key_len(k))
         });
-    encode_with(
-        ObjectKind::EvalKeySet,
-        params.fingerprint(),
-        body_len,
-        |w| {
-            match &keys.relin {
-                Some(k) => {
-                    w.u8(1);
-                    w.switching_key(k);
-                }
-                None => w.u8(0),
-            }
-            w.usize(keys.galois.len());
-            for (&g, k) in &keys.galois {
-                w.u64(g);
-                w.switching_key(k);
-            }
-        },
-    )
+    let mut out = Vec::with_capacity(
+        body_len
+            .saturating_add(HEADER_LEN)
+            .saturating_add(CHECKSUM_LEN),
+    );
+    let written: Result<(), std::convert::Infallible> = emit_eval_keys(keys, params, |b| {
+        out.extend_from_slice(b);
+        Ok(())
+    });
+    let Ok(()) = written;
+    let sum = checksum(&out);
+    out.extend_from_slice(&sum);
+    out
+}
+
+/// Streams an evaluation key set to `out`: the bytes of [`encode_eval_keys`], produced one
+/// switching key at a time, so that the set (gigabytes at N = 2^16) is never copied in memory.
+///
+/// # Errors
+/// Errors of `out`.
+pub fn write_eval_keys(
+    keys: &EvalKeySet,
+    params: &Params,
+    out: &mut impl std::io::Write,
+) -> std::io::Result<()> {
+    let mut hasher = Sha256::new();
+    emit_eval_keys(keys, params, |b| {
+        hasher.update(b);
+        out.write_all(b)
+    })?;
+    out.write_all(&digest_prefix(hasher))
 }
 
 /// Encodes the encapsulation keys of `boot` ([`Bootstrapper::gen_boot_keys`]); the header
@@ -548,6 +609,25 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// Checks magic, version and kind; leaves `r` at the fingerprint.
+fn check_header(r: &mut Reader<'_>, kind: ObjectKind) -> Result<(), DecodeError> {
+    if r.array::<8>()? != MAGIC {
+        return Err(DecodeError::BadMagic);
+    }
+    let version = u16::from_le_bytes(r.array()?);
+    if version != FORMAT_VERSION {
+        return Err(DecodeError::UnsupportedVersion { found: version });
+    }
+    let found = u16::from_le_bytes(r.array()?);
+    if found != kind.tag() {
+        return Err(DecodeError::WrongKind {
+            expected: kind,
+            found,
+        });
+    }
+    Ok(())
+}
+
 /// Checks size limit, header and checksum; returns the header fingerprint and a reader over the
 /// body.
 fn open(
@@ -570,20 +650,7 @@ fn open(
         .split_at_checked(body_end)
         .ok_or(DecodeError::Truncated)?;
     let mut header = Reader { rest: content };
-    if header.array::<8>()? != MAGIC {
-        return Err(DecodeError::BadMagic);
-    }
-    let version = u16::from_le_bytes(header.array()?);
-    if version != FORMAT_VERSION {
-        return Err(DecodeError::UnsupportedVersion { found: version });
-    }
-    let found = u16::from_le_bytes(header.array()?);
-    if found != kind.tag() {
-        return Err(DecodeError::WrongKind {
-            expected: kind,
-            found,
-        });
-    }
+    check_header(&mut header, kind)?;
     if checksum(content) != stored_sum {
         return Err(DecodeError::BadChecksum);
     }
@@ -706,25 +773,40 @@ fn top_digits(params: &Params) -> usize {
     params.digits(params.max_level()).count()
 }
 
-fn read_switching_key(
-    r: &mut Reader<'_>,
-    params: &Params,
-    what: &str,
-) -> Result<SwitchingKey, DecodeError> {
+/// The declared digit count of a switching key, which must be that of `params`' top level.
+fn check_digits(declared: u64, params: &Params, what: &str) -> Result<usize, DecodeError> {
     let expected = top_digits(params);
-    let declared = r.u64()?;
     if declared != expected as u64 {
         return Err(invalid(format!(
             "{what}: {declared} digits, expected {expected}"
         )));
     }
-    let mut digits = Vec::with_capacity(expected);
-    for _ in 0..expected {
+    Ok(expected)
+}
+
+/// The `digits` polynomial pairs of a switching key.
+fn read_digits(
+    r: &mut Reader<'_>,
+    params: &Params,
+    what: &str,
+    digits: usize,
+) -> Result<SwitchingKey, DecodeError> {
+    let mut out = Vec::with_capacity(digits);
+    for _ in 0..digits {
         let b = read_qp_poly(r, params, what)?;
         let a = read_qp_poly(r, params, what)?;
-        digits.push([b, a]);
+        out.push([b, a]);
     }
-    Ok(SwitchingKey { digits })
+    Ok(SwitchingKey { digits: out })
+}
+
+fn read_switching_key(
+    r: &mut Reader<'_>,
+    params: &Params,
+    what: &str,
+) -> Result<SwitchingKey, DecodeError> {
+    let digits = check_digits(r.u64()?, params, what)?;
+    read_digits(r, params, what, digits)
 }
 
 /// Encoded size of one switching key under `params`, if it fits in `usize`.
@@ -859,6 +941,120 @@ pub fn decode_public_key(
     Ok(PublicKey { b, a })
 }
 
+/// Where the body of an evaluation key set comes from: a slice whose checksum is already
+/// verified, or a stream of known length ([`read_eval_keys`]).
+trait Source {
+    /// The next `len` bytes ([`DecodeError::Truncated`] past the body's end).
+    fn take(&mut self, len: usize) -> Result<&[u8], DecodeError>;
+    /// Body bytes left.
+    fn left(&self) -> u64;
+
+    fn u64(&mut self) -> Result<u64, DecodeError> {
+        Reader {
+            rest: self.take(8)?,
+        }
+        .u64()
+    }
+}
+
+impl Source for Reader<'_> {
+    fn take(&mut self, len: usize) -> Result<&[u8], DecodeError> {
+        Reader::take(self, len)
+    }
+
+    fn left(&self) -> u64 {
+        self.rest.len() as u64
+    }
+}
+
+/// A stream of `left` body bytes (the checksum after them), hashed as they are read.
+struct Stream<'r, R> {
+    input: &'r mut R,
+    left: u64,
+    hasher: Sha256,
+    buf: Vec<u8>,
+}
+
+impl<R: std::io::Read> Source for Stream<'_, R> {
+    fn take(&mut self, len: usize) -> Result<&[u8], DecodeError> {
+        if len as u64 > self.left {
+            return Err(DecodeError::Truncated);
+        }
+        self.buf.resize(len, 0);
+        self.input.read_exact(&mut self.buf)?;
+        self.hasher.update(&self.buf);
+        self.left -= len as u64;
+        Ok(&self.buf)
+    }
+
+    fn left(&self) -> u64 {
+        self.left
+    }
+}
+
+/// A switching key of `params` from `src`: the digit count is checked before the key's bytes
+/// are taken.
+fn take_switching_key(
+    src: &mut impl Source,
+    params: &Params,
+    what: &str,
+) -> Result<SwitchingKey, DecodeError> {
+    let digits = check_digits(src.u64()?, params, what)?;
+    let len = switching_key_bytes(params)
+        .and_then(|b| b.checked_sub(8))
+        .ok_or_else(|| invalid("switching key size overflows"))?;
+    let mut r = Reader {
+        rest: src.take(len)?,
+    };
+    let key = read_digits(&mut r, params, what, digits)?;
+    r.finish()?;
+    Ok(key)
+}
+
+/// The body of an evaluation key set (see the module doc), up to its end.
+fn eval_keys_body(src: &mut impl Source, params: &Params) -> Result<EvalKeySet, DecodeError> {
+    let relin = match src.take(1)? {
+        [0] => None,
+        [1] => Some(take_switching_key(src, params, "relinearization key")?),
+        t => return Err(invalid(format!("relinearization flag {t:?}"))),
+    };
+    let count = src.u64()?;
+    let n = params.n();
+    let count = match usize::try_from(count) {
+        Ok(c) if c <= n => c,
+        _ => return Err(invalid(format!("{count} Galois keys, at most {n} exist"))),
+    };
+    let key_bytes = switching_key_bytes(params)
+        .and_then(|b| b.checked_add(8))
+        .ok_or_else(|| invalid("switching key size overflows"))?;
+    match (count as u64).checked_mul(key_bytes as u64) {
+        Some(bytes) if bytes <= src.left() => {}
+        _ => return Err(DecodeError::Truncated),
+    }
+    let two_n = (n as u64).saturating_mul(2);
+    let mut galois = BTreeMap::new();
+    let mut prev: Option<u64> = None;
+    for _ in 0..count {
+        let g = src.u64()?;
+        if g % 2 == 0 || g >= two_n {
+            return Err(invalid(format!(
+                "Galois element {g} is not odd and below {two_n}"
+            )));
+        }
+        if prev.is_some_and(|p| g <= p) {
+            return Err(invalid(format!(
+                "Galois element {g} is out of order or repeated"
+            )));
+        }
+        prev = Some(g);
+        galois.insert(g, take_switching_key(src, params, "Galois key")?);
+    }
+    if src.left() != 0 {
+        return Err(DecodeError::TrailingBytes);
+    }
+    Ok(EvalKeySet { relin, galois })
+}
+
 /// Decodes an evaluation key set made for `params`.
 ///
 /// # Errors
@@ -869,38 +1065,59 @@ pub fn decode_eval_keys(
     limits: DecodeLimits,
 ) -> Result<EvalKeySet, CkksError> {
     let mut r = open_for(bytes, ObjectKind::EvalKeySet, params, limits)?;
-    let relin = match r.u8()? {
-        0 => None,
-        1 => Some(read_switching_key(&mut r, params, "relinearization key")?),
-        t => return Err(invalid(format!("relinearization flag {t}")).into()),
-    };
-    let count = r.u64()?;
-    let n = params.n();
-    let count = match usize::try_from(count) {
-        Ok(c) if c <= n => c,
-        _ => return Err(invalid(format!("{count} Galois keys, at most {n} exist")).into()),
-    };
-    let key_bytes = switching_key_bytes(params)
-        .and_then(|b| b.checked_add(8))
-        .ok_or_else(|| invalid("switching key size overflows"))?;
-    r.ensure(count, key_bytes)?;
-    let two_n = (n as u64).saturating_mul(2);
-    let mut galois = BTreeMap::new();
-    let mut prev: Option<u64> = None;
-    for _ in 0..count {
-        let g = r.u64()?;
-        if g % 2 == 0 || g >= two_n {
-            return Err(invalid(format!("Galois element {g} is not odd and below {two_n}")).into());
+    Ok(eval_keys_body(&mut r, params)?)
+}
+
+/// Reads an evaluation key set made for `params` from a stream of `len` bytes (a file of that
+/// size), holding one switching key's bytes at a time: what [`decode_eval_keys`] checks, except
+/// that the checksum is compared last, after the structural checks (which do not depend on it).
+///
+/// # Errors
+/// As [`decode_eval_keys`]; [`DecodeError::Io`] when reading fails.
+pub fn read_eval_keys(
+    input: &mut impl std::io::Read,
+    len: u64,
+    params: &Params,
+    limits: DecodeLimits,
+) -> Result<EvalKeySet, CkksError> {
+    if len > limits.max_bytes as u64 {
+        return Err(DecodeError::TooLarge {
+            limit: limits.max_bytes,
+            needed: usize::try_from(len).unwrap_or(usize::MAX),
         }
-        if prev.is_some_and(|p| g <= p) {
-            return Err(invalid(format!("Galois element {g} is out of order or repeated")).into());
-        }
-        prev = Some(g);
-        let key = read_switching_key(&mut r, params, "Galois key")?;
-        galois.insert(g, key);
+        .into());
     }
-    r.finish()?;
-    Ok(EvalKeySet { relin, galois })
+    let body = len
+        .checked_sub((HEADER_LEN + CHECKSUM_LEN) as u64)
+        .ok_or(DecodeError::Truncated)?;
+    let mut header = [0u8; HEADER_LEN];
+    input.read_exact(&mut header).map_err(DecodeError::from)?;
+    let mut r = Reader { rest: &header };
+    check_header(&mut r, ObjectKind::EvalKeySet)?;
+    let found = r.u64()?;
+    if found != params.fingerprint() {
+        return Err(DecodeError::FingerprintMismatch {
+            expected: params.fingerprint(),
+            found,
+        }
+        .into());
+    }
+    let mut stream = Stream {
+        input,
+        left: body,
+        hasher: Sha256::new_with_prefix(header),
+        buf: Vec::new(),
+    };
+    let keys = eval_keys_body(&mut stream, params)?;
+    let mut stored = [0u8; CHECKSUM_LEN];
+    stream
+        .input
+        .read_exact(&mut stored)
+        .map_err(DecodeError::from)?;
+    if digest_prefix(stream.hasher) != stored {
+        return Err(DecodeError::BadChecksum.into());
+    }
+    Ok(keys)
 }
 
 /// Decodes the encapsulation keys made for `boot`: its parameters (header fingerprint) and its

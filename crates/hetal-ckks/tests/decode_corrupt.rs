@@ -103,7 +103,17 @@ fn objects(f: &Fixture) -> Vec<(&'static str, Vec<u8>, Decoder<'_>)> {
             serial::encode_secret_key(&f.sk).to_vec(),
             Box::new(move |b: &[u8]| serial::decode_secret_key(b, p, LIMITS).map(drop)),
         ),
+        (
+            "eval keys, streamed",
+            serial::encode_eval_keys(&f.keys, p),
+            Box::new(move |b: &[u8]| read_eval_keys(b, p, LIMITS).map(drop)),
+        ),
     ]
+}
+
+/// [`serial::read_eval_keys`] over a byte slice as a stream of its length.
+fn read_eval_keys(b: &[u8], p: &Params, limits: DecodeLimits) -> Result<EvalKeySet, CkksError> {
+    serial::read_eval_keys(&mut &b[..], b.len() as u64, p, limits)
 }
 
 // Layout offsets (see the module documentation of `serial`).
@@ -139,11 +149,17 @@ fn round_trip_every_object() {
     let back = serial::decode_eval_keys(&bytes, p, LIMITS).unwrap();
     assert_eq!(back, f.keys);
     assert_eq!(serial::encode_eval_keys(&back, p), bytes);
+    // Streamed: the same bytes out, the same keys in.
+    let mut streamed = Vec::new();
+    serial::write_eval_keys(&f.keys, p, &mut streamed).unwrap();
+    assert_eq!(streamed, bytes);
+    assert_eq!(read_eval_keys(&bytes, p, LIMITS).unwrap(), f.keys);
 
     // An empty key set.
     let empty = EvalKeySet::default();
     let bytes = serial::encode_eval_keys(&empty, p);
     assert_eq!(serial::decode_eval_keys(&bytes, p, LIMITS).unwrap(), empty);
+    assert_eq!(read_eval_keys(&bytes, p, LIMITS).unwrap(), empty);
 
     let bytes = serial::encode_plaintext(&f.pt, p);
     let back = serial::decode_plaintext(&bytes, p, LIMITS).unwrap();
@@ -274,6 +290,11 @@ fn resealed_corruptions_never_panic_and_accepted_inputs_are_canonical() {
                 .ok()
                 .map(|x| serial::encode_secret_key(&x).to_vec())
         }),
+        Box::new(|b| {
+            read_eval_keys(b, p, LIMITS)
+                .ok()
+                .map(|x| serial::encode_eval_keys(&x, p))
+        }),
     ];
     for ((name, bytes, _), again) in objects(&f).into_iter().zip(reencode) {
         assert_resealed_corruptions_are_safe(name, &bytes, again, &mut rng, 300);
@@ -291,6 +312,7 @@ fn size_limit_is_checked_first() {
             "params" => decode_err(serial::decode_params_insecure(&bytes, tight)),
             "public key" => decode_err(serial::decode_public_key(&bytes, p, tight)),
             "eval keys" => decode_err(serial::decode_eval_keys(&bytes, p, tight)),
+            "eval keys, streamed" => decode_err(read_eval_keys(&bytes, p, tight)),
             "ciphertext" => decode_err(serial::decode_ciphertext(&bytes, p, tight)),
             "plaintext" => decode_err(serial::decode_plaintext(&bytes, p, tight)),
             _ => decode_err(serial::decode_secret_key(&bytes, p, tight)),
@@ -594,9 +616,32 @@ fn key_structure_is_checked() {
         }
     );
 
-    // Evaluation keys.
+    // Evaluation keys, decoded from a slice and streamed.
+    eval_key_structure_is_checked(&f, |b| serial::decode_eval_keys(b, p, LIMITS));
+    eval_key_structure_is_checked(&f, |b| read_eval_keys(b, p, LIMITS));
+
+    // Secret key: coefficients in {-1, 0, 1}, and exactly N of them.
+    let sk = serial::encode_secret_key(&f.sk).to_vec();
+    let dec_sk = |b: &[u8]| serial::decode_secret_key(b, p, LIMITS).map(drop);
+    assert!(dec_sk(&sk).is_ok());
+    for v in [2u8, 0x80, 0xFE] {
+        let b = edited(&sk, |b| b[HEADER_LEN + 8 + 17] = v);
+        assert!(is_invalid_field(dec_sk(&b)), "coefficient byte {v:#x}");
+    }
+    for n in [0, p.n() as u64 - 1, p.n() as u64 + 1, 1 << 40, u64::MAX] {
+        let b = edited(&sk, |b| put_u64(b, HEADER_LEN, n));
+        assert!(is_invalid_field(dec_sk(&b)), "n {n}");
+    }
+}
+
+/// The field checks of an evaluation key set, through `dec_ek`.
+fn eval_key_structure_is_checked(
+    f: &Fixture,
+    dec_ek: impl Fn(&[u8]) -> Result<EvalKeySet, CkksError>,
+) {
+    let p = &f.params;
+    let qp = p.qp_primes().len() as u64;
     let ek = serial::encode_eval_keys(&f.keys, p);
-    let dec_ek = |b: &[u8]| serial::decode_eval_keys(b, p, LIMITS);
     let digits = (p.max_level() + 1).div_ceil((p.max_level() + 1).div_ceil(p.dnum()));
     let poly_len = 16 + qp as usize * p.n() * 8;
     let key_len = 8 + digits * 2 * poly_len;
@@ -649,19 +694,6 @@ fn key_structure_is_checked() {
         decode_err(dec_ek(&b)),
         DecodeError::ResidueOutOfRange { .. }
     ));
-
-    // Secret key: coefficients in {-1, 0, 1}, and exactly N of them.
-    let sk = serial::encode_secret_key(&f.sk).to_vec();
-    let dec_sk = |b: &[u8]| serial::decode_secret_key(b, p, LIMITS).map(drop);
-    assert!(dec_sk(&sk).is_ok());
-    for v in [2u8, 0x80, 0xFE] {
-        let b = edited(&sk, |b| b[HEADER_LEN + 8 + 17] = v);
-        assert!(is_invalid_field(dec_sk(&b)), "coefficient byte {v:#x}");
-    }
-    for n in [0, p.n() as u64 - 1, p.n() as u64 + 1, 1 << 40, u64::MAX] {
-        let b = edited(&sk, |b| put_u64(b, HEADER_LEN, n));
-        assert!(is_invalid_field(dec_sk(&b)), "n {n}");
-    }
 }
 
 /// Declared lengths far beyond the input must be refused from the header fields alone: no
@@ -696,11 +728,13 @@ fn huge_declared_lengths_fail_fast_without_allocating() {
             &[&[1u8][..], &v].concat(),
         );
         assert!(is_invalid_field(serial::decode_eval_keys(&b, p, LIMITS)));
+        assert!(is_invalid_field(read_eval_keys(&b, p, LIMITS)));
         let b = sealed(
             &header(ObjectKind::EvalKeySet, fp),
             &[&[0u8][..], &v].concat(),
         );
         assert!(is_invalid_field(serial::decode_eval_keys(&b, p, LIMITS)));
+        assert!(is_invalid_field(read_eval_keys(&b, p, LIMITS)));
         // Secret key with 2^40 coefficients.
         let b = sealed(&header(ObjectKind::SecretKey, fp), &v);
         assert!(is_invalid_field(serial::decode_secret_key(&b, p, LIMITS)));
@@ -713,6 +747,10 @@ fn huge_declared_lengths_fail_fast_without_allocating() {
     );
     assert_eq!(
         decode_err(serial::decode_eval_keys(&b, p, LIMITS)),
+        DecodeError::Truncated
+    );
+    assert_eq!(
+        decode_err(read_eval_keys(&b, p, LIMITS)),
         DecodeError::Truncated
     );
     // Params with u32::MAX ciphertext primes.

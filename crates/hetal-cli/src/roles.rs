@@ -38,7 +38,9 @@ use hetal_ml::train::{boot_params, Geometry};
 use hetal_ml::{CkksBackend, CkksClient};
 
 use crate::fit::{save_run, scale, write_npy, HyperArgs, Mode, Run};
-use crate::session::{after_step, bar, data_level, preset_params, read, server_keys, write_atomic};
+use crate::session::{
+    after_step, bar, data_level, preset_params, read, server_keys, write_atomic, write_with,
+};
 
 /// Arguments of `hetal keygen`.
 #[derive(Args)]
@@ -293,10 +295,10 @@ fn keygen_with(args: &KeygenArgs, params: &Params) -> anyhow::Result<()> {
     write_atomic(&outbox.join("params.bin"), &serial::encode_params(params))?;
     write_atomic(&outbox.join("setup.msg"), &setup.encode())?;
     let (boot, keys, boot_keys) = server_keys(params, &geometry, &sk)?;
-    write_atomic(
-        &outbox.join("eval.keys"),
-        &serial::encode_eval_keys(&keys, params),
-    )?;
+    // Streamed: the set is as large as the memory the run needs besides it.
+    write_with(&outbox.join("eval.keys"), |f| {
+        serial::write_eval_keys(&keys, params, f)
+    })?;
     drop(keys);
     if let Some(k) = boot_keys {
         write_atomic(
@@ -376,9 +378,20 @@ fn train_with(dir: &Path, security: Security) -> anyhow::Result<Trained> {
         Data::<Ciphertext>::decode(b, &params, &geometry)
     })?;
     eprintln!("loading the evaluation keys…");
-    let keys = load(dir, "eval.keys", |b| {
-        serial::decode_eval_keys(b, &params, DecodeLimits::new(b.len()))
-    })?;
+    let path = dir.join("eval.keys");
+    let keys = std::fs::File::open(&path)
+        .and_then(|f| Ok((f.metadata()?.len(), f)))
+        .map_err(anyhow::Error::from)
+        .and_then(|(len, f)| {
+            let limits = DecodeLimits::new(usize::try_from(len).unwrap_or(usize::MAX));
+            Ok(serial::read_eval_keys(
+                &mut std::io::BufReader::new(f),
+                len,
+                &params,
+                limits,
+            )?)
+        })
+        .with_context(|| format!("reading {}", path.display()))?;
     let boot = Arc::new(Bootstrapper::new(&params, &boot_params())?);
     let boot_keys = if dir.join("boot.keys").exists() {
         Some(Arc::new(load(dir, "boot.keys", |b| {

@@ -41,11 +41,29 @@ pub struct RunReport {
     pub best_epoch: usize,
 }
 
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+/// Writes `path` through `write` into a temporary file renamed over it, so that a crash never
+/// leaves a half file and what was there stays until the new one is complete.
+pub fn write_with(
+    path: &Path,
+    write: impl FnOnce(&mut std::io::BufWriter<std::fs::File>) -> std::io::Result<()>,
+) -> anyhow::Result<()> {
+    use std::io::Write;
     let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::File::create(&tmp)
+        .map(std::io::BufWriter::new)
+        .and_then(|mut f| {
+            write(&mut f)?;
+            f.flush()?;
+            f.get_ref().sync_all()
+        })
+        .with_context(|| format!("writing {}", tmp.display()))?;
     std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))?;
     Ok(())
+}
+
+/// [`write_with`] for bytes in memory.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    write_with(path, |f| std::io::Write::write_all(f, bytes))
 }
 
 pub fn read(path: &Path) -> anyhow::Result<Vec<u8>> {
