@@ -135,6 +135,10 @@ pub struct DemoArgs {
     /// Worker threads (0: all cores).
     #[arg(long, default_value_t = 0)]
     threads: usize,
+    /// Only write the bundled dataset to this directory, in HETAL's layout (for `hetal fit
+    /// --data` or `hetal keygen --data`), and exit.
+    #[arg(long)]
+    write_data: Option<PathBuf>,
 }
 
 /// The demo's hyperparameters: one mini-batch of 1024 rows per block row (2 steps per epoch
@@ -146,6 +150,25 @@ const DEMO_LR: f64 = 1.0;
 /// Runs `hetal demo`: `fit` on the UCI handwritten digits embedded in the build.
 pub fn demo(args: &DemoArgs) -> anyhow::Result<()> {
     let mut data = Dataset::digits();
+    if let Some(dir) = &args.write_data {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        for (name, split) in [
+            ("train", &data.train),
+            ("val", &data.val),
+            ("test", &data.test),
+        ] {
+            write_npy(&dir.join(format!("features_{name}.npy")), &split.features)?;
+            write_npy(
+                &dir.join(format!("labels_{name}.npy")),
+                &split.labels.mapv(|l| l as i64),
+            )?;
+        }
+        println!(
+            "UCI handwritten digits (CC BY 4.0) written to {} in HETAL's layout",
+            dir.display()
+        );
+        return Ok(());
+    }
     println!(
         "UCI handwritten digits (CC BY 4.0, embedded): {} train / {} validation / {} test rows, \
          {} features, {} classes",
