@@ -10,8 +10,13 @@
 //! one block row of `(s0, s1)` blocks (`s0` the batch size, `s0·s1` the slots): the features
 //! with their bias column in [`Layout::Blocks`], the one-hot labels in
 //! [`Layout::ColTiled`] (DiagATB's operand). The weights and the momentum are
-//! [`PackedMatrix`]es in the layout of our DiagATB's gradient ([`Geometry::weights_layout`]):
-//! for `d + 1 ≤ s1·s0/c` they take one ciphertext each.
+//! [`PackedMatrix`]es in the compact layout ([`Geometry::weights_layout`]): for
+//! `d + 1 ≤ s1·s0/c` they take one ciphertext each, so that their refresh is one paired
+//! bootstrap. Our DiagATB writes the gradient directly in that layout (the cheapest split of the
+//! compact period), and [`expand`](crate::ours::expand) turns the look-ahead into DiagABT's
+//! tiled operand (one level). The period DiagATB alone would pick is smaller (cheaper by the
+//! cost model: 1068 against 1943 key-switch equivalents at (1024, 769, 16)) but leaves
+//! `⌈nb·c/L⌉` ciphertexts each (25 at that shape): 25 bootstraps per refresh instead of 1.
 //!
 //! # Scales
 //!
@@ -43,7 +48,9 @@ use num_complex::Complex64;
 use crate::error::MlError;
 use crate::matrix::{BlockShape, EncMatrix, Layout};
 use crate::ops::{ensure_levels, Bootstrap, Leveled, SlotClient};
-use crate::ours::{self, AtbPlan, PackedLayout, PackedMatrix, OURS_ABT_DEPTH, OURS_ATB_DEPTHS};
+use crate::ours::{
+    self, AtbPlan, CostModel, PackedLayout, PackedMatrix, OURS_ABT_DEPTH, OURS_ATB_DEPTHS,
+};
 use crate::plain::with_bias;
 use crate::softmax::{softmax, SoftmaxAlgo, SoftmaxOps};
 use crate::SlotSim;
@@ -106,8 +113,8 @@ impl Geometry {
             });
         }
         let cols = features + 1;
-        let atb = AtbPlan::best(batch, cols, padded, shape)?;
-        let weights = PackedLayout::new(classes, cols, shape, padded, atb.period())?;
+        let weights = PackedLayout::compact(classes, cols, shape, padded)?;
+        let atb = compact_atb_plan(batch, cols, shape, weights)?;
         Ok(Self {
             shape,
             features,
@@ -258,6 +265,29 @@ impl Geometry {
         trainer.logits(&state, &batch.features)?;
         Ok(sim.rotations_used())
     }
+}
+
+/// The cheapest DiagATB plan (by [`CostModel::default`]) whose gradient comes out in the
+/// weights' compact layout: every split `L = L1·L2` of the compact period.
+fn compact_atb_plan(
+    batch: usize,
+    cols: usize,
+    shape: BlockShape,
+    weights: PackedLayout,
+) -> Result<AtbPlan, MlError> {
+    let model = CostModel::default();
+    let period = weights.period();
+    let mut best: Option<(f64, AtbPlan)> = None;
+    let mut window = 1;
+    while window <= period {
+        let plan = AtbPlan::new(shape, weights.classes(), window, period / window)?;
+        let cost = model.cost(&ours::atb_cost(batch, cols, shape, plan));
+        if best.is_none_or(|(w, _)| cost < w) {
+            best = Some((cost, plan));
+        }
+        window *= 2;
+    }
+    best.map(|(_, plan)| plan).ok_or(MlError::Empty)
 }
 
 fn ours_max_classes() -> usize {
