@@ -378,6 +378,56 @@ impl Evaluator {
         Ok(out)
     }
 
+    /// `acc += a · c` in every slot, with the constant encoded as in
+    /// [`Evaluator::mul_const_with_scale`], so `acc`'s scale must be `a.scale() · const_scale`.
+    /// The product is accumulated limb by limb, without a temporary ciphertext (sums of
+    /// constant multiples are most of polynomial evaluation's non-key-switching work).
+    ///
+    /// # Errors
+    /// Level, scale or slot mismatch; [`CkksError::Encode`] as for
+    /// [`Evaluator::mul_const_with_scale`].
+    pub fn mul_const_add_assign(
+        &self,
+        acc: &mut Ciphertext,
+        a: &Ciphertext,
+        c: Complex64,
+        const_scale: f64,
+    ) -> Result<(), CkksError> {
+        self.check_ct(acc)?;
+        self.check_ct(a)?;
+        self.check_pair(acc.level(), acc.scale, a.level(), a.scale * const_scale)?;
+        Self::check_slots(acc.slots, a.slots)?;
+        let level = a.level();
+        let consts = self.complex_constant(level, c, const_scale)?;
+        self.accumulate_constant(&mut acc.c0, &a.c0, level, &consts);
+        self.accumulate_constant(&mut acc.c1, &a.c1, level, &consts);
+        self.counters.add(Op::ConstMult, 1);
+        Ok(())
+    }
+
+    /// `acc += a · c` with `c` as from [`Evaluator::complex_constant`].
+    fn accumulate_constant(
+        &self,
+        acc: &mut RnsPoly,
+        a: &RnsPoly,
+        level: usize,
+        consts: &[[u64; 2]],
+    ) {
+        let order = self.params.ntt_order();
+        acc.par_limbs_mut()
+            .zip(a.par_limbs())
+            .zip(self.params.q_primes(level))
+            .zip(consts)
+            .for_each(|(((out, x), p), c)| {
+                let m = p.modulus();
+                let shoup = [m.shoup(c[0]), m.shoup(c[1])];
+                for (j, (o, &x)) in out.iter_mut().zip(x).enumerate() {
+                    let s = usize::from(!order.half_monomial_is_positive(j));
+                    *o = m.add(*o, m.mul_shoup(x, c[s], shoup[s]));
+                }
+            });
+    }
+
     /// `a · i` (or `a · (−i)` when `negative`): a product by the monomial `±X^{N/2}`; uses no
     /// level and no key.
     ///
