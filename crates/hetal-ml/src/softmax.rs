@@ -78,10 +78,14 @@
 //!    pairwise, as a sum would in the exponential domain but in the log domain:
 //!    `LSE(a, b) = (a + b)/2 + ψ(a − b)`, `ψ(d) = ln(e^{d/2} + e^{−d/2})`, with ψ replaced by
 //!    ψ₆₂, its degree-62 minimax polynomial on `[−264, 264]` (error `ε = 0.372`,
-//!    [`ours::PSI_ERROR`]): 31 monic quadratic leaves and the constant leaf, 32 leaves, depth 6.
+//!    [`ours::PSI_ERROR`]). ψ₆₂ is even: it is evaluated in `u = (σ_t·d)²` (one square), as 15
+//!    monic quadratics in `u` and one linear factor carrying the leading coefficient, which lands
+//!    the tree on the target scale through a plaintext product (no key switch); depth 6.
 //!    For `c` not a power of two, the window of the low bits of `c` is carried and merged in the
-//!    same rounds. `(a + b)/2`, `x` and carried windows go through the same tree's scales by
-//!    products with noiseless ones. LSE is 1-Lipschitz in each argument with weights summing to
+//!    same rounds. Every value lands on the same target scale, so `(a + b)/2` is one constant (or,
+//!    in the last round, mask) product and `x` and carried windows are only dropped to the level
+//!    of what they meet; the level planner refreshes what a round reads (the window and the
+//!    partial window: one paired bootstrap). LSE is 1-Lipschitz in each argument with weights summing to
 //!    1, so the errors add at most linearly: `|L̃ − LSE(x)| ≤ R·ε` (1.49 for `c ≤ 16`), and rows
 //!    of equal logits reach it. In the last round the constant leaf carries the column-0 mask and
 //!    the change to the exponential's unit; a fill brings `L̃` to the class columns.

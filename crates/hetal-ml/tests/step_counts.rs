@@ -61,10 +61,10 @@ fn check(a: usize, b: usize, c: usize, max_boots: &[u64], max_mults: u64) {
 
 #[test]
 fn bootstraps_per_step_at_1024_65_10() {
-    check(1024, 65, 10, &[9, 10, 10], 528);
+    check(1024, 65, 10, &[7, 8, 8], 214);
 }
 
 #[test]
 fn bootstraps_per_step_at_1024_769_16() {
-    check(1024, 769, 16, &[7, 8, 8], 868);
+    check(1024, 769, 16, &[7, 8, 8], 566);
 }

@@ -92,6 +92,11 @@ impl CkksBackend {
     pub fn params(&self) -> &Params {
         self.eval.params()
     }
+
+    /// The encoder (for plaintexts at a chosen scale).
+    pub(crate) fn encoder(&self) -> &Encoder {
+        &self.encoder
+    }
 }
 
 impl CkksOps for CkksBackend {

@@ -204,6 +204,44 @@ impl SlotSim {
         })
     }
 
+    /// A simulated plaintext multiplier holding `values` for ciphertexts at `level`, at `scale`.
+    ///
+    /// # Errors
+    /// [`CkksError::BadSlots`] for a bad slot count, [`CkksError::Encode`] for a non-finite
+    /// value, [`CkksError::NotEnoughLevels`] for a level above the top, a bad scale.
+    pub(crate) fn plaintext(
+        &self,
+        values: &[Complex64],
+        level: usize,
+        scale: f64,
+    ) -> Result<SimPt, CkksError> {
+        self.check_level(level)?;
+        if !(scale.is_finite() && scale > 0.0) {
+            return Err(CkksError::InvalidParams(format!("bad scale {scale}")));
+        }
+        if !values.len().is_power_of_two() || values.len() > self.max_slots {
+            return Err(CkksError::BadSlots {
+                slots: values.len(),
+                n: 2 * self.max_slots,
+                len: values.len(),
+            });
+        }
+        if let Some(slot) = values
+            .iter()
+            .position(|v| !(v.re.is_finite() && v.im.is_finite()))
+        {
+            return Err(CkksError::Encode {
+                slot,
+                reason: "value is not finite".into(),
+            });
+        }
+        Ok(SimPt {
+            values: values.to_vec(),
+            level,
+            scale,
+        })
+    }
+
     /// `N/2`: the most slots a ciphertext holds.
     pub fn max_slots(&self) -> usize {
         self.max_slots
@@ -383,28 +421,7 @@ impl CkksOps for SlotSim {
     }
 
     fn encode_plain(&self, values: &[Complex64], level: usize) -> Result<SimPt, CkksError> {
-        let scale = self.top_prime(level)?;
-        if !values.len().is_power_of_two() || values.len() > self.max_slots {
-            return Err(CkksError::BadSlots {
-                slots: values.len(),
-                n: 2 * self.max_slots,
-                len: values.len(),
-            });
-        }
-        if let Some(slot) = values
-            .iter()
-            .position(|v| !(v.re.is_finite() && v.im.is_finite()))
-        {
-            return Err(CkksError::Encode {
-                slot,
-                reason: "value is not finite".into(),
-            });
-        }
-        Ok(SimPt {
-            values: values.to_vec(),
-            level,
-            scale,
-        })
+        self.plaintext(values, level, self.top_prime(level)?)
     }
 
     fn mul_plain(&self, a: &SimCt, p: &SimPt) -> Result<SimCt, CkksError> {

@@ -1,5 +1,6 @@
-//! Building blocks shared by both softmaxes: the two operations they need beyond [`CkksOps`]
-//! ([`SoftmaxOps`]), exact scale bookkeeping, row windows and slot masks.
+//! Building blocks shared by both softmaxes: what they need beyond [`CkksOps`]
+//! ([`SoftmaxOps`]: the primes, noiseless constants and plaintexts of a chosen scale), exact
+//! scale bookkeeping, row windows and slot masks.
 //!
 //! # Scales
 //!
@@ -11,9 +12,10 @@
 //! drive scales to 0 or infinity within a few dozen levels. Every polynomial therefore *lands*
 //! its output on a chosen scale: its leading coefficient is a noiseless constant ciphertext
 //! ([`SoftmaxOps::constant`]) whose scale is solved for from the scales of the other leaves and
-//! the primes of the levels its products rescale at ([`SoftmaxOps::prime`]). Everything else
-//! only ever adds values with the same history of scales (rotations of one ciphertext, or values
-//! carried through the same products by multiplying them with noiseless ones).
+//! the primes of the levels its products rescale at ([`SoftmaxOps::prime`]); a leaf of degree 1
+//! lands it with a plaintext of a solved-for scale instead ([`SoftmaxOps::encode_scaled`]: no
+//! key switch). Everything else only ever adds values on the same scale (rotations of one
+//! ciphertext, or values landed on the same target scale and dropped to the same level).
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -24,7 +26,7 @@ use num_complex::Complex64;
 use crate::error::MlError;
 use crate::matrix::BlockShape;
 use crate::ops::{CkksOps, Leveled};
-use crate::{CkksBackend, SimCt, SlotSim};
+use crate::{CkksBackend, SimCt, SimPt, SlotSim};
 
 /// What the softmaxes need beyond [`CkksOps`]: the primes, and noiseless constants of a chosen
 /// scale. Implemented by both backends; neither operation touches a key or is counted as a
@@ -42,6 +44,19 @@ pub trait SoftmaxOps: CkksOps {
     /// # Errors
     /// A constant out of range for the scale.
     fn constant(&self, like: &Self::Ct, value: f64, scale: f64) -> Result<Self::Ct, CkksError>;
+
+    /// Encodes `values` as a multiplier for ciphertexts at `level` at the scale `scale` (where
+    /// [`CkksOps::encode_plain`] takes the top prime): a mask whose product lands on a chosen
+    /// scale, without the key switch a product with a noiseless ciphertext would pay.
+    ///
+    /// # Errors
+    /// As [`CkksOps::encode_plain`]; a scale out of range.
+    fn encode_scaled(
+        &self,
+        values: &[Complex64],
+        level: usize,
+        scale: f64,
+    ) -> Result<Self::Pt, CkksError>;
 }
 
 impl SoftmaxOps for CkksBackend {
@@ -71,6 +86,15 @@ impl SoftmaxOps for CkksBackend {
         zero.set_scale(scale);
         eval.add_const(&zero, re(value))
     }
+
+    fn encode_scaled(
+        &self,
+        values: &[Complex64],
+        level: usize,
+        scale: f64,
+    ) -> Result<hetal_ckks::Plaintext, CkksError> {
+        self.encoder().encode(values, values.len(), level, scale)
+    }
 }
 
 impl SoftmaxOps for SlotSim {
@@ -83,6 +107,15 @@ impl SoftmaxOps for SlotSim {
 
     fn constant(&self, like: &SimCt, value: f64, scale: f64) -> Result<SimCt, CkksError> {
         self.ciphertext(vec![re(value); like.slots()], like.level(), scale)
+    }
+
+    fn encode_scaled(
+        &self,
+        values: &[Complex64],
+        level: usize,
+        scale: f64,
+    ) -> Result<SimPt, CkksError> {
+        self.plaintext(values, level, scale)
     }
 }
 

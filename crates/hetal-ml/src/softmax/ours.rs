@@ -2,7 +2,7 @@
 //!
 //! See the [parent module](super) for the algorithm, its error analysis and its depth. This
 //! module holds the designs (minimax polynomials, stored as Chebyshev coefficients and
-//! factored into product form at run time), the encrypted algorithm over [`CkksOps`], and its
+//! factored into product form at run time), the encrypted algorithm over [`CkksOps`](crate::CkksOps), and its
 //! plaintext twin.
 
 use ndarray::{Array2, Axis};
@@ -10,13 +10,13 @@ use ndarray::{Array2, Axis};
 use num_complex::Complex64;
 
 use super::kit::{
-    block_mask, ceil_log2, constant_like, mask_rescale, masked_constant, mul_rescale, numeric,
-    one_like, re, window_rotations, window_sum, Primes, SoftmaxOps,
+    block_mask, ceil_log2, mask_rescale, mul_rescale, numeric, re, window_rotations, window_sum,
+    Primes, SoftmaxOps,
 };
-use super::poly::{grid, landing_scale, tree_ct, Cheb, KLeaf, ProductPoly};
+use super::poly::{grid, Cheb, KLeaf, ProductPoly};
 use crate::error::MlError;
 use crate::matrix::BlockShape;
-use crate::ops::{ensure_levels, Bootstrap, CkksOps, Leveled};
+use crate::ops::{ensure_levels, Bootstrap, Leveled};
 
 /// Half-width of the domain of the pairwise log-sum-exp correction: differences of the
 /// tournament's values stay within `±(256 + ln 16 + 2δ) < ±262` for inputs in `[−128, 128]`.
@@ -261,25 +261,27 @@ impl Design {
         }
         let rounds = rounds(classes);
         // ψ's roots in x units: ±PSI_D·√w for the roots w of the series in w; the tournament's
-        // unit σ_t balances them; ψ in those units: σ_t·ψ₆₂(d/σ_t).
-        let xroots: Vec<Complex64> = psi_w()
-            .roots()?
-            .into_iter()
+        // unit σ_t balances them. ψ is evaluated in u = (σ_t·d)², where its roots are
+        // (σ_t·PSI_D)²·w: 15 monic quadratics in u (each a quartic in d for one product) and one
+        // linear factor carrying K, instead of 31 quadratics in d and a K leaf.
+        let wroots = psi_w().roots()?;
+        let xroots: Vec<Complex64> = wroots
+            .iter()
             .flat_map(|w| {
                 let s = w.sqrt() * PSI_D;
                 [s, -s]
             })
             .collect();
         let sigma = balancing_unit(&xroots, &grid(-PSI_D, PSI_D, 2001));
-        let droots: Vec<Complex64> = xroots.iter().map(|r| r * sigma).collect();
+        let u_max = (sigma * PSI_D).powi(2);
         let psi = ProductPoly::from_roots(
-            &droots,
-            |d| sigma * psi_approx(d / sigma),
-            &grid(-PSI_D * sigma, PSI_D * sigma, 8001),
+            &wroots.iter().map(|w| w * u_max).collect::<Vec<_>>(),
+            |u| sigma * psi_w().eval(u / u_max),
+            &grid(0.0, u_max, 8001),
         )?;
         if !psi.leaves(KLeaf::Const).is_power_of_two() {
             return Err(numeric(
-                "ψ₆₂ must factor into 2^k − 1 quadratics (plus its K leaf)".into(),
+                "ψ₆₂ must factor into 2^k − 1 quadratics in d² and a linear factor".into(),
             ));
         }
         // G in units of α (balancing its leaves): G_α(αS) = G(S)/α, roots α·r.
@@ -340,7 +342,7 @@ impl Design {
     fn stage_depths(&self) -> StageDepths {
         StageDepths {
             scale: 1,
-            round: self.psi.depth(KLeaf::Const),
+            round: 1 + self.psi.depth(KLeaf::Const),
             exp_base: self.exp.depth(KLeaf::Absorbed),
             normalize: self.g.depth(KLeaf::Mask(&[])) + 1,
         }
@@ -366,54 +368,18 @@ fn unit_sign(p: &Cheb) -> f64 {
     p.coeffs.last().copied().unwrap_or(1.0).signum()
 }
 
-/// The siblings of leaf 0 on its path to the root of the balanced tree over `n = 2^m` leaves
-/// whose leaves are all `one` except the last, `last`: `[leaf 1, T(2..4), T(4..8), …, T(n/2..n)]`.
-/// Multiplying a value placed at leaf 0 by them in turn reproduces the tree's scale history.
-fn siblings<O: CkksOps>(
-    ops: &O,
-    n: usize,
-    one: &O::Ct,
-    last: &O::Ct,
-) -> Result<Vec<O::Ct>, MlError> {
-    let mut out = Vec::new();
-    let mut lo = 1usize;
-    while lo < n {
-        let hi = if lo == 1 { 2 } else { 2 * lo };
-        let leaves: Vec<O::Ct> = (lo..hi)
-            .map(|i| {
-                if i + 1 == n {
-                    last.clone()
-                } else {
-                    one.clone()
-                }
-            })
-            .collect();
-        out.push(tree_ct(ops, leaves)?);
-        lo = hi;
-    }
-    Ok(out)
-}
-
-/// `leaf · s_1 · s_2 ⋯` (one rescale each).
-fn through<O: CkksOps>(ops: &O, leaf: O::Ct, sibs: &[O::Ct]) -> Result<O::Ct, MlError> {
-    sibs.iter()
-        .try_fold(leaf, |acc, s| mul_rescale(ops, &acc, s))
-}
-
 /// One tournament round: for each `second` (already rotated), the pairwise log-sum-exp
-/// `(first + second)/2 + ψ(first − second)` (in units of σ), landing on the scale `target`;
-/// and every `carried` value brought to the same level and scale by products with noiseless
-/// constants mirroring ψ's tree. All inputs share the level and scale of `first`. In the last
-/// round (`mask` given) the results are multiplied by the mask (through ψ's `K` leaf and its
-/// counterpart in the halves) while the carried values are multiplied by 1; every output is
-/// multiplied by `factor` (a change of unit, free: it rides in the same constant leaves).
+/// `(first + second)/2 + ψ(first − second)` in units of σ_t, times `factor` (a change of unit),
+/// landing exactly on the scale `target`, which `first` and `second` have: ψ's linear leaf lands
+/// the tree there, and the half sum is a product by a constant encoded at the prime it is
+/// rescaled by (so its scale is kept), dropped to ψ's level. In the last round (`mask` given)
+/// both are multiplied by the mask, ψ through its linear leaf.
 fn lse_round<O: SoftmaxOps>(
     ops: &O,
     round: &Round<'_, '_, O>,
     first: &O::Ct,
     seconds: &[O::Ct],
-    carried: &[O::Ct],
-) -> Result<RoundOut<O::Ct>, MlError> {
+) -> Result<Vec<O::Ct>, MlError> {
     let Round {
         primes,
         psi,
@@ -421,74 +387,25 @@ fn lse_round<O: SoftmaxOps>(
         target,
         factor,
     } = *round;
-    let n = psi.leaves(mask.map_or(KLeaf::Const, KLeaf::Mask));
-    let one_a = one_like(ops, first)?;
-    let half = constant_like(ops, first, 0.5)?;
-    let below = first
-        .level()
-        .checked_sub(1)
-        .ok_or(MlError::NotEnoughLevels {
-            operand: "tournament round",
-            have: 0,
-            need: 1,
-        })?;
-    let mut values = Vec::with_capacity(seconds.len());
-    let mut model: Option<(O::Ct, f64)> = None;
-    for second in seconds {
-        let d = ops.sub(first, second)?;
-        let mut leaves = psi.monic_leaves(ops, &d)?;
-        let l = match &model {
-            Some((_, l)) => *l,
-            None => {
-                let l = landing_scale(primes, &leaves, (1.0, below), target)?;
-                let leaf0 = leaves.first().ok_or(MlError::Empty)?;
-                model = Some((one_like(ops, leaf0)?, l));
-                l
-            }
-        };
-        let k = psi.k() * factor;
-        leaves.push(match mask {
-            None => ops.constant(leaves.first().ok_or(MlError::Empty)?, k, l)?,
-            Some(m) => masked_constant(ops, &d, m, k, l)?,
-        });
-        values.push(tree_ct(ops, leaves)?);
-    }
-    let (one_leaf, l) = model.ok_or(MlError::Empty)?;
-    // The counterparts of ψ's K leaf: the factor at the K leaf's scale, times the mask (the
-    // halves) or all ones (the carried values) in the last round.
-    let (k_half, k_carried) = match mask {
-        None => {
-            let k = ops.constant(&one_leaf, factor, l)?;
-            (k.clone(), k)
-        }
-        Some(m) => {
-            let ones: Vec<Complex64> = m.iter().map(|_| re(1.0)).collect();
-            (
-                masked_constant(ops, first, m, factor, l)?,
-                masked_constant(ops, first, &ones, factor, l)?,
-            )
-        }
-    };
-    let sib_half = siblings(ops, n, &one_leaf, &k_half)?;
-    let sib_carried = if mask.is_some() {
-        siblings(ops, n, &one_leaf, &k_carried)?
-    } else {
-        sib_half.clone()
-    };
-    let mut out = Vec::with_capacity(seconds.len());
-    for (second, v) in seconds.iter().zip(values) {
-        let leaf = mul_rescale(ops, &ops.add(first, second)?, &half)?;
-        out.push(ops.add(&v, &through(ops, leaf, &sib_half)?)?);
-    }
-    let kept = carried
+    let kleaf = mask.map_or(KLeaf::Const, KLeaf::Mask);
+    let psi = psi.scaled(factor);
+    let half_mask: Option<Vec<Complex64>> =
+        mask.map(|m| m.iter().map(|v| v * (0.5 * factor)).collect());
+    seconds
         .iter()
-        .map(|v| through(ops, mul_rescale(ops, v, &one_a)?, &sib_carried))
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok((out, kept))
+        .map(|second| {
+            let d = ops.sub(first, second)?;
+            let u = mul_rescale(ops, &d, &d)?;
+            let value = psi.eval_ct(ops, primes, &u, kleaf, target)?;
+            let sum = ops.add(first, second)?;
+            let half = match &half_mask {
+                Some(m) => mask_rescale(ops, &sum, m)?,
+                None => ops.rescale(&ops.mul_const(&sum, re(0.5 * factor))?)?,
+            };
+            Ok(ops.add(&value, &ops.drop_to_level(&half, value.level())?)?)
+        })
+        .collect()
 }
-
-/// A round's results and its carried values.
-type RoundOut<C> = (Vec<C>, Vec<C>);
 
 /// The fixed inputs of a tournament round.
 struct Round<'p, 'm, O> {
@@ -514,9 +431,9 @@ impl<O> Copy for Round<'_, '_, O> {}
 enum Partial {
     /// No partial window yet, and none made.
     Empty,
-    /// Carry `P_j` unchanged.
+    /// Keep `P_j` unchanged.
     Keep,
-    /// `P_{j+1} = W_j` (carried).
+    /// `P_{j+1} = W_j`.
     FromWindow,
     /// `P_{j+1} = LSE(W_j, Rot(P_j, 2^j))`.
     Combine,
@@ -569,26 +486,32 @@ fn half<O: SoftmaxOps + Bootstrap>(
     let x = single(ensure_levels(ops, vec![x.clone()], 1, "softmax logits")?)?;
     let v = mask_rescale(ops, &ops.add_const(&x, re(-PAD))?, &m)?;
     let v = ops.add_const(&v, re(sigma * PAD))?;
-    // 2. The tournament: L̃ in column 0 (masked), v carried to its scale.
+    // 2. The tournament: L̃ in column 0 (masked). Every value lands on the scale `target`, so
+    //    a value read later is only dropped to the level of its partner; the planner refreshes
+    //    what a round reads (the window and the partial window: one paired bootstrap).
+    //    x in σ_e units is taken from the (refreshed) input of the first round.
     let power_of_two = c.is_power_of_two();
-    let mut w = v.clone();
+    let mut w = single(ensure_levels(
+        ops,
+        vec![v],
+        depths.round,
+        "softmax tournament round",
+    )?)?;
+    let xs = ops.rescale(&ops.mul_const(&w, re(design.rho))?)?;
     let mut p: Option<O::Ct> = None;
-    let mut xs = v;
     let mut result: Option<O::Ct> = None;
     for j in 0..design.rounds {
         let last = j + 1 == design.rounds;
         let l = 1usize << j;
         let shift = l as i64;
-        // The values this round reads, refreshed together if they are short of its depth.
         let mut live = ensure_levels(
             ops,
-            [w, xs].into_iter().chain(p.take()).collect(),
+            std::iter::once(w).chain(p.take()).collect(),
             depths.round,
             "softmax tournament round",
         )?
         .into_iter();
         w = live.next().ok_or(MlError::Empty)?;
-        xs = live.next().ok_or(MlError::Empty)?;
         p = live.next();
         let want_w = if last { power_of_two } else { 2 * l <= c };
         let partial = if last && power_of_two {
@@ -605,12 +528,8 @@ fn half<O: SoftmaxOps + Bootstrap>(
         if want_w {
             seconds.push(ops.rotate(&w, shift)?);
         }
-        let mut carried = vec![xs.clone()];
-        match (&partial, &p) {
-            (Partial::Combine, Some(pj)) => seconds.push(ops.rotate(pj, shift)?),
-            (Partial::Keep, Some(pj)) => carried.push(pj.clone()),
-            (Partial::FromWindow, _) => carried.push(w.clone()),
-            _ => {}
+        if let (Partial::Combine, Some(pj)) = (&partial, &p) {
+            seconds.push(ops.rotate(pj, shift)?);
         }
         let round = Round {
             primes: &primes,
@@ -619,14 +538,12 @@ fn half<O: SoftmaxOps + Bootstrap>(
             target,
             factor: if last { design.rho } else { 1.0 },
         };
-        let (outs, kept) = lse_round(ops, &round, &w, &seconds, &carried)?;
-        let mut outs = outs.into_iter();
-        let mut kept = kept.into_iter();
-        xs = kept.next().ok_or(MlError::Empty)?;
+        let mut outs = lse_round(ops, &round, &w, &seconds)?.into_iter();
         let new_w = if want_w { outs.next() } else { None };
         p = match partial {
             Partial::Combine => outs.next(),
-            Partial::Keep | Partial::FromWindow => kept.next(),
+            Partial::Keep => p,
+            Partial::FromWindow => Some(w.clone()),
             Partial::Empty => None,
         };
         if last {
@@ -636,15 +553,22 @@ fn half<O: SoftmaxOps + Bootstrap>(
         }
     }
     // 3. t = x − L̃ (now in σ_e units) in the class columns; PAD − 0 elsewhere. y = p(t)^16.
+    //    x and L̃ stay below 1.3 in magnitude and are refreshed together if short; t reaches 2.6
+    //    (too large to bootstrap at its scale), p(t) stays below 1: the planner may refresh
+    //    before t is formed and between the squarings, never after t is formed.
     let l_fill = window_sum(ops, &result.ok_or(MlError::Empty)?, c, -1)?;
-    //    t reaches 2.6 in magnitude (too large to bootstrap at its scale), p(t) stays below 1:
-    //    the planner may refresh before p and between the squarings, never after t is formed.
-    let t = single(ensure_levels(
+    let mut xl = ensure_levels(
         ops,
-        vec![ops.sub(&xs, &l_fill)?],
+        vec![xs, l_fill],
         depths.exp_base,
         "softmax exponential",
-    )?)?;
+    )?
+    .into_iter();
+    let (xs, l_fill) = (
+        xl.next().ok_or(MlError::Empty)?,
+        xl.next().ok_or(MlError::Empty)?,
+    );
+    let t = ops.sub(&xs, &l_fill)?;
     let mut y = design
         .exp
         .eval_ct(ops, &primes, &t, KLeaf::Absorbed, target)?;

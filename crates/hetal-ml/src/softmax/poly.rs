@@ -10,7 +10,8 @@
 //! * a leaf of its own: a noiseless constant ciphertext, or a mask times `K` (one plaintext
 //!   product, on a path with slack), which is free when the number of leaves stays within a
 //!   power of two ([`KLeaf`]);
-//! * folded into the linear factor, `K·x − K·r` (a constant product in the leaf's level);
+//! * folded into the linear factor, `K·(x − r)` (a constant product in the leaf's level, or a
+//!   plaintext product when `K` carries a mask: no key switch either way);
 //! * or absorbed upstream, by the scaling of the variable (the caller builds the polynomial in
 //!   a variable where `K = ±1`).
 //!
@@ -351,6 +352,14 @@ impl ProductPoly {
         self.k
     }
 
+    /// The polynomial times `factor` (a change of unit of its values).
+    pub fn scaled(&self, factor: f64) -> Self {
+        Self {
+            k: self.k * factor,
+            ..self.clone()
+        }
+    }
+
     /// The degree.
     #[cfg(test)]
     pub fn degree(&self) -> usize {
@@ -411,11 +420,22 @@ impl ProductPoly {
             need: 1,
         })?;
         if let Some(r) = self.linear {
-            // K·x − K·r: x times a constant K of scale L (one product), L solved for.
+            // K·(x − r): a constant (or, for a mask, plaintext) product of scale L solved for,
+            // no key switch; the mask rides on it.
             let unit = product_scale(primes, (x.scale(), level), (1.0, level))?;
             let l = landing_scale(primes, &leaves, unit, target)?;
-            let leaf = mul_rescale(ops, x, &ops.constant(x, self.k, l)?)?;
-            leaves.push(ops.add_const(&leaf, re(-self.k * r))?);
+            let shifted = ops.add_const(x, re(-r))?;
+            let mut leaf = match kleaf {
+                KLeaf::Mask(m) => {
+                    let km: Vec<Complex64> = m.iter().map(|v| v * self.k).collect();
+                    ops.mul_plain(&shifted, &ops.encode_scaled(&km, level, l)?)?
+                }
+                KLeaf::Absorbed | KLeaf::Const => {
+                    ops.mul_const_with_scale(&shifted, re(self.k), l)?
+                }
+            };
+            ops.rescale_assign(&mut leaf)?;
+            leaves.push(leaf);
             return Ok(leaves);
         }
         match kleaf {
