@@ -372,6 +372,37 @@ enum Trained {
 
 fn train_with(dir: &Path, security: Security) -> anyhow::Result<Trained> {
     let params = load(dir, "params.bin", |b| decode_params(b, security))?;
+    let ckpt = dir.join("checkpoint.msg");
+    let at = if ckpt.exists() {
+        let at = load(dir, "checkpoint.msg", |b| {
+            Checkpoint::<Ciphertext>::decode(b, &params)
+        })?;
+        // A finished run or an epoch awaiting its decision needs neither keys nor data.
+        if at.finished {
+            return write_model(dir, &params, &at.model()?);
+        }
+        if decision_for(dir, at.epoch)?.is_none() {
+            let path = dir.join("validation.msg");
+            let sent = path.exists()
+                && load(dir, "validation.msg", |b| {
+                    Validation::<Ciphertext>::decode(b, &params)
+                })?
+                .epoch
+                    == at.epoch;
+            if sent {
+                println!(
+                    "epoch {} awaits the client's decision: send {} to the client \
+                     (hetal decide), then put its decision.msg here",
+                    at.epoch,
+                    path.display()
+                );
+                return Ok(Trained::Awaiting(at.epoch));
+            }
+        }
+        Some(at)
+    } else {
+        None
+    };
     let setup = load(dir, "setup.msg", Setup::decode)?;
     let geometry = setup.geometry()?;
     let data = load(dir, "data.msg", |b| {
@@ -401,72 +432,64 @@ fn train_with(dir: &Path, security: Security) -> anyhow::Result<Trained> {
         None
     };
     let ops = CkksBackend::new(&params, Arc::new(keys)).with_bootstrapping(boot, boot_keys)?;
-    let ckpt = dir.join("checkpoint.msg");
-    let mut server = if ckpt.exists() {
-        let at = load(dir, "checkpoint.msg", |b| {
-            Checkpoint::<Ciphertext>::decode(b, &params)
-        })?;
-        eprintln!("resuming at epoch {}, step {}", at.epoch, at.step);
-        Server::resume(ops, setup, data, at)?
-    } else {
-        Server::new(ops, setup, data)?
+    let mut server = match at {
+        Some(at) => {
+            eprintln!("resuming at epoch {}, step {}", at.epoch, at.step);
+            Server::resume(ops, setup, data, at)?
+        }
+        None => Server::new(ops, setup, data)?,
     };
     let steps = server.steps_per_epoch();
-    loop {
-        if server.finished() {
-            let m = server.model()?;
-            write_atomic(&dir.join("model.msg"), &m.encode(&params))?;
-            println!(
-                "training is over (best epoch {}); send {} to the client (hetal decrypt-model)",
-                m.epoch,
-                dir.join("model.msg").display()
-            );
-            return Ok(Trained::Model(m.epoch));
-        }
-        let (epoch, step) = (server.checkpoint().epoch, server.checkpoint().step);
-        if step == steps {
-            let path = dir.join("decision.msg");
-            if path.exists() {
-                let d = load(dir, "decision.msg", Decision::decode)?;
-                if d.epoch == epoch {
-                    server.decide(d)?;
-                    write_atomic(&ckpt, &server.checkpoint().encode(&params))?;
-                    continue;
-                }
+    let (mut epoch, step) = (server.checkpoint().epoch, server.checkpoint().step);
+    if step == steps {
+        // The steps are done and the client's decision is here (otherwise the validation
+        // would have been sent, or is computed again below).
+        if let Some(d) = decision_for(dir, epoch)? {
+            server.decide(d)?;
+            write_atomic(&ckpt, &server.checkpoint().encode(&params))?;
+            if server.finished() {
+                return write_model(dir, &params, &server.model()?);
             }
-            let path = dir.join("validation.msg");
-            if path.exists()
-                && load(dir, "validation.msg", |b| {
-                    Validation::<Ciphertext>::decode(b, &params)
-                })?
-                .epoch
-                    == epoch
-            {
-                println!(
-                    "epoch {epoch} awaits the client's decision: send {} to the client \
-                     (hetal decide), then put its decision.msg here",
-                    path.display()
-                );
-                return Ok(Trained::Awaiting(epoch));
-            }
+            epoch = server.checkpoint().epoch;
         }
-        let pb = bar(steps as u64);
-        pb.set_position(step as u64);
-        let v = server.train_epoch(after_step(&pb, &ckpt, &params))?;
-        pb.finish_and_clear();
-        // The refreshed weights, so that the next epoch starts from what validation saw.
-        write_atomic(&ckpt, &server.checkpoint().encode(&params))?;
-        let path = dir.join("validation.msg");
-        write_atomic(&path, &v.encode(&params))?;
-        println!(
-            "epoch {epoch}: {:.1} s and {:.1} bootstraps per step; send {} to the client \
-             (hetal decide), then put its decision.msg here and run hetal train again",
-            v.step_s,
-            v.bootstraps,
-            path.display()
-        );
-        return Ok(Trained::Validation(epoch));
     }
+    let pb = bar(steps as u64);
+    pb.set_position(server.checkpoint().step as u64);
+    let v = server.train_epoch(after_step(&pb, &ckpt, &params))?;
+    pb.finish_and_clear();
+    // The refreshed weights, so that the next epoch starts from what validation saw.
+    write_atomic(&ckpt, &server.checkpoint().encode(&params))?;
+    let path = dir.join("validation.msg");
+    write_atomic(&path, &v.encode(&params))?;
+    println!(
+        "epoch {epoch}: {:.1} s and {:.1} bootstraps per step; send {} to the client \
+         (hetal decide), then put its decision.msg here and run hetal train again",
+        v.step_s,
+        v.bootstraps,
+        path.display()
+    );
+    Ok(Trained::Validation(epoch))
+}
+
+/// The client's decision on `epoch`, if `decision.msg` holds it (an older one is stale).
+fn decision_for(dir: &Path, epoch: usize) -> anyhow::Result<Option<Decision>> {
+    if !dir.join("decision.msg").exists() {
+        return Ok(None);
+    }
+    let d = load(dir, "decision.msg", Decision::decode)?;
+    Ok((d.epoch == epoch).then_some(d))
+}
+
+/// Writes the final model for the client.
+fn write_model(dir: &Path, params: &Params, m: &Model<Ciphertext>) -> anyhow::Result<Trained> {
+    let path = dir.join("model.msg");
+    write_atomic(&path, &m.encode(params))?;
+    println!(
+        "training is over (best epoch {}); send {} to the client (hetal decrypt-model)",
+        m.epoch,
+        path.display()
+    );
+    Ok(Trained::Model(m.epoch))
 }
 
 /// The client of a run directory, with the epochs before `epoch` answered.
@@ -688,6 +711,17 @@ mod tests {
             server.join("decision.msg"),
         )
         .unwrap();
+        // A damaged message is an error naming the file; the checkpoint is untouched.
+        let ckpt = read(&server.join("checkpoint.msg")).unwrap();
+        let data_msg = read(&server.join("data.msg")).unwrap();
+        let mut bytes = data_msg.clone();
+        let mid = bytes.len() / 2;
+        bytes[mid] ^= 1;
+        std::fs::write(server.join("data.msg"), &bytes).unwrap();
+        let err = format!("{:#}", train_with(&server, security).unwrap_err());
+        assert!(err.contains("data.msg"), "{err}");
+        assert_eq!(read(&server.join("checkpoint.msg")).unwrap(), ckpt);
+        std::fs::write(server.join("data.msg"), &data_msg).unwrap();
         assert_eq!(
             train_with(&server, security).unwrap(),
             Trained::Validation(2)
@@ -735,15 +769,12 @@ mod tests {
         assert!((enc - plain).abs() <= 0.005, "{enc} vs {plain}");
         assert_eq!(metrics["epochs"].as_array().unwrap().len(), 2);
 
-        // A damaged message is an error naming the file; the checkpoint is untouched.
-        let ckpt = read(&server.join("checkpoint.msg")).unwrap();
-        let mut bytes = read(&server.join("data.msg")).unwrap();
-        let mid = bytes.len() / 2;
-        bytes[mid] ^= 1;
-        std::fs::write(server.join("data.msg"), &bytes).unwrap();
-        let err = format!("{:#}", train_with(&server, security).unwrap_err());
-        assert!(err.contains("data.msg"), "{err}");
-        assert_eq!(read(&server.join("checkpoint.msg")).unwrap(), ckpt);
+        // Once over, the model is rewritten from the checkpoint alone: no keys are read.
+        std::fs::remove_file(server.join("eval.keys")).unwrap();
+        assert!(matches!(
+            train_with(&server, security).unwrap(),
+            Trained::Model(_)
+        ));
         std::fs::remove_dir_all(&root).unwrap();
     }
 }

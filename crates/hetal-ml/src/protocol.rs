@@ -624,6 +624,17 @@ pub struct Checkpoint<C> {
     pub finished: bool,
 }
 
+impl<C: Clone> Checkpoint<C> {
+    /// The best epoch's encrypted weights, what the server returns once training is over.
+    ///
+    /// # Errors
+    /// No epoch was ever marked best.
+    pub fn model(&self) -> Result<Model<C>, MlError> {
+        let (epoch, weights) = self.best.clone().ok_or(MlError::Empty)?;
+        Ok(Model { epoch, weights })
+    }
+}
+
 impl<C: WireCt> Checkpoint<C> {
     /// Serializes.
     pub fn encode(&self, ctx: &C::Ctx) -> Vec<u8> {
@@ -845,8 +856,7 @@ where
     /// # Errors
     /// No epoch was ever marked best.
     pub fn model(&self) -> Result<Model<O::Ct>, MlError> {
-        let (epoch, weights) = self.at.best.clone().ok_or(MlError::Empty)?;
-        Ok(Model { epoch, weights })
+        self.at.model()
     }
 }
 
