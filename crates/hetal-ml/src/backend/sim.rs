@@ -216,8 +216,12 @@ impl SlotSim {
         scale: f64,
     ) -> Result<SimPt, CkksError> {
         self.check_level(level)?;
-        if !(scale.is_finite() && scale > 0.0) {
-            return Err(CkksError::InvalidParams(format!("bad scale {scale}")));
+        // As the encoder: a scale it would refuse must not pass in the twin.
+        if !(scale.is_finite() && scale >= 1.0) {
+            return Err(CkksError::Encode {
+                slot: 0,
+                reason: format!("scale {scale} must be finite and ≥ 1"),
+            });
         }
         if !values.len().is_power_of_two() || values.len() > self.max_slots {
             return Err(CkksError::BadSlots {
@@ -598,8 +602,12 @@ impl SlotClient for SlotSim {
         level: usize,
         scale: f64,
     ) -> Result<SimCt, CkksError> {
-        if !(scale.is_finite() && scale > 0.0) {
-            return Err(CkksError::InvalidParams(format!("bad scale {scale}")));
+        // As the encoder: a scale it would refuse must not pass in the twin.
+        if !(scale.is_finite() && scale >= 1.0) {
+            return Err(CkksError::Encode {
+                slot: 0,
+                reason: format!("scale {scale} must be finite and ≥ 1"),
+            });
         }
         for &v in values {
             Self::check_finite(v, scale)?;
