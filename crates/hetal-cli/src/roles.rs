@@ -496,6 +496,7 @@ fn write_model(dir: &Path, params: &Params, m: &Model<Ciphertext>) -> anyhow::Re
 fn client_before(
     dir: &ClientDir,
     params: &Params,
+    setup: &Setup,
     data: &Dataset,
     epoch: usize,
 ) -> anyhow::Result<Client<CkksClient<ChaCha20Rng>>> {
@@ -508,7 +509,7 @@ fn client_before(
     Ok(Client::resume(
         dir.slot_client(params)?,
         data,
-        &dir.setup()?,
+        setup,
         metrics,
     )?)
 }
@@ -535,7 +536,7 @@ fn decide_with(args: &DecideArgs, security: Security) -> anyhow::Result<()> {
         );
     }
     let (data, _) = dir.dataset()?;
-    let mut client = client_before(&dir, &params, &data, v.epoch)?;
+    let mut client = client_before(&dir, &params, &dir.setup()?, &data, v.epoch)?;
     let d = client.decide(&v)?;
     let m = client.metrics().last().context("no metrics")?.clone();
     println!(
@@ -574,7 +575,7 @@ fn decrypt_model_with(args: &DecryptModelArgs, security: Security) -> anyhow::Re
         .with_context(|| format!("decoding {}", args.model.display()))?;
     let (data, scaler) = dir.dataset()?;
     let setup = dir.setup()?;
-    let client = client_before(&dir, &params, &data, usize::MAX)?;
+    let client = client_before(&dir, &params, &setup, &data, usize::MAX)?;
     let steps = data.train.len().div_ceil(setup.config.batch_size.max(1)) as f64;
     let run = Run {
         model: client.decrypt_model(&m)?,
