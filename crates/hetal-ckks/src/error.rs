@@ -89,6 +89,9 @@ pub enum CkksError {
         /// Input length.
         len: usize,
     },
+    /// An operation over a list was given an empty one.
+    #[error("no operands for {0}")]
+    NoOperands(&'static str),
     /// An object was made for other parameters.
     #[error("object belongs to other parameters")]
     ParamsMismatch,

@@ -448,18 +448,44 @@ impl Evaluator {
     /// # Errors
     /// Level or slot mismatch, or [`CkksError::MissingRelinKey`].
     pub fn mul_relin(&self, a: &Ciphertext, b: &Ciphertext) -> Result<Ciphertext, CkksError> {
-        self.check_ct(a)?;
-        self.check_ct(b)?;
-        if a.level() != b.level() {
-            return Err(CkksError::LevelMismatch {
-                lhs: a.level(),
-                rhs: b.level(),
-            });
+        self.mul_sum_relin(&[(a, b)])
+    }
+
+    /// `Σ_i a_i · b_i` with **one** relinearization (no rescale): the degree-2 tensors are
+    /// summed before the key switch, so `n` products cost `n` ct×ct mults but one key switch
+    /// (and add its noise once). The scale is the products' (which must agree).
+    ///
+    /// # Errors
+    /// [`CkksError::NoOperands`] for an empty sum; level, scale or slot mismatch between any
+    /// operands; [`CkksError::MissingRelinKey`].
+    pub fn mul_sum_relin(
+        &self,
+        pairs: &[(&Ciphertext, &Ciphertext)],
+    ) -> Result<Ciphertext, CkksError> {
+        let &(a, b) = pairs
+            .first()
+            .ok_or(CkksError::NoOperands("a sum of products"))?;
+        let scale = a.scale * b.scale;
+        for &(x, y) in pairs {
+            self.check_ct(x)?;
+            self.check_ct(y)?;
+            if x.level() != a.level() || y.level() != a.level() {
+                return Err(CkksError::LevelMismatch {
+                    lhs: a.level(),
+                    rhs: if x.level() != a.level() {
+                        x.level()
+                    } else {
+                        y.level()
+                    },
+                });
+            }
+            Self::check_slots(a.slots, x.slots)?;
+            Self::check_slots(a.slots, y.slots)?;
+            self.check_pair(a.level(), scale, a.level(), x.scale * y.scale)?;
         }
-        Self::check_slots(a.slots, b.slots)?;
         let rlk = self.keys.relin.as_ref().ok_or(CkksError::MissingRelinKey)?;
         let primes = self.params.q_primes(a.level());
-        // Tensor: (a0·b0, a0·b1 + a1·b0, a1·b1).
+        // Tensor sums: (Σ x0·y0, Σ x0·y1 + x1·y0, Σ x1·y1).
         let mut d0 = a.c0.clone();
         d0.mul_assign(&b.c0, primes);
         let mut d1 = a.c0.clone();
@@ -467,15 +493,21 @@ impl Evaluator {
         d1.mul_add_assign(&a.c1, &b.c0, primes);
         let mut d2 = a.c1.clone();
         d2.mul_assign(&b.c1, primes);
+        for &(x, y) in &pairs[1..] {
+            d0.mul_add_assign(&x.c0, &y.c0, primes);
+            d1.mul_add_assign(&x.c0, &y.c1, primes);
+            d1.mul_add_assign(&x.c1, &y.c0, primes);
+            d2.mul_add_assign(&x.c1, &y.c1, primes);
+        }
         let [u0, u1] = keyswitch::switch(&self.params, &d2, rlk);
         d0.add_assign(&u0, primes);
         d1.add_assign(&u1, primes);
-        self.counters.add(Op::CtMult, 1);
+        self.counters.add(Op::CtMult, pairs.len() as u64);
         self.counters.add(Op::KeySwitchFull, 1);
         Ok(Ciphertext {
             c0: d0,
             c1: d1,
-            scale: a.scale * b.scale,
+            scale,
             slots: a.slots,
         })
     }

@@ -147,6 +147,59 @@ fn mult_relin_rescale() {
     assert_eq!((c.ct_mult, c.keyswitch_full, c.rescales), (1, 1, 1));
 }
 
+/// A sum of 8 products relinearized once: as precise as one product (the key-switch noise is
+/// added once), one key switch, 8 ct×ct mults; and errors on bad operand lists.
+#[test]
+fn sum_of_products_relinearizes_once() {
+    let mut f = fixture(12, 3, &[]);
+    let slots = f.params.max_slots();
+    let terms = 8;
+    let xs: Vec<_> = (0..2 * terms).map(|_| f.random(slots)).collect();
+    let cts: Vec<_> = xs.iter().map(|x| f.encrypt(x, slots)).collect();
+    let pairs: Vec<_> = cts.chunks(2).map(|p| (&p[0], &p[1])).collect();
+    f.eval.reset_counts();
+    let sum = f
+        .eval
+        .rescale(&f.eval.mul_sum_relin(&pairs).unwrap())
+        .unwrap();
+    let want: Vec<Complex64> = (0..slots)
+        .map(|i| xs.chunks(2).map(|p| p[0][i] * p[1][i]).sum())
+        .collect();
+    // The sum is up to 8 in magnitude: the same relative precision as one product.
+    let stats = f.precision(&want, &sum);
+    assert!(stats.min_bits + 3.0 >= MULT_MIN_BITS, "{stats}");
+    let c = f.eval.counts();
+    assert_eq!((c.ct_mult, c.keyswitch_full), (terms as u64, 1));
+    // The same as relinearizing every product, to CKKS precision.
+    let mut each = f.eval.mul_relin(pairs[0].0, pairs[0].1).unwrap();
+    for (a, b) in &pairs[1..] {
+        f.eval
+            .add_assign(&mut each, &f.eval.mul_relin(a, b).unwrap())
+            .unwrap();
+    }
+    let each = f.eval.rescale(&each).unwrap();
+    let d = PrecisionStats::new(&f.decrypt(&each), &f.decrypt(&sum));
+    assert!(d.min_bits + 3.0 >= MULT_MIN_BITS, "{d}");
+
+    assert!(matches!(
+        f.eval.mul_sum_relin(&[]),
+        Err(CkksError::NoOperands(_))
+    ));
+    let lower = f.eval.drop_to_level(&cts[0], 1).unwrap();
+    assert!(matches!(
+        f.eval
+            .mul_sum_relin(&[(&cts[0], &cts[1]), (&lower, &lower)]),
+        Err(CkksError::LevelMismatch { .. })
+    ));
+    let mut other_scale = cts[2].clone();
+    other_scale.set_scale(cts[2].scale() * 2.0);
+    assert!(matches!(
+        f.eval
+            .mul_sum_relin(&[(&cts[0], &cts[1]), (&other_scale, &cts[3])]),
+        Err(CkksError::ScaleMismatch { .. })
+    ));
+}
+
 #[test]
 fn rotations_lose_at_most_one_bit_and_hoisting_agrees() {
     let ks = [1i64, 2, 5, -1, -3, 100];

@@ -16,6 +16,7 @@
 //! |---|---|---|
 //! | `add`, `sub`, `neg`, `add_const`, `mul_i`, `drop_to_level` | — | none |
 //! | `mul_relin` | none (no rescale) | `ct_mult`, `keyswitch_full` |
+//! | `mul_sum_relin` of `n` pairs | none (no rescale) | `ct_mult` × n, `keyswitch_full` × 1 |
 //! | `mul_plain` | none | `pt_mult` |
 //! | `mul_const` | none | `const_mult` |
 //! | `rescale` | −1 | `rescales` |
@@ -95,6 +96,13 @@ pub trait CkksOps {
     /// # Errors
     /// Level or slot mismatch; a missing relinearization key.
     fn mul_relin(&self, a: &Self::Ct, b: &Self::Ct) -> Result<Self::Ct, CkksError>;
+
+    /// `Σ_i a_i ⊙ b_i` with one relinearization for the whole sum (no rescale): `n` ct×ct
+    /// mults, one full key switch.
+    ///
+    /// # Errors
+    /// An empty list; level, scale or slot mismatch; a missing relinearization key.
+    fn mul_sum_relin(&self, pairs: &[(&Self::Ct, &Self::Ct)]) -> Result<Self::Ct, CkksError>;
 
     /// Encodes a slot vector as a multiplier for ciphertexts at `level`: its scale is the top
     /// prime `q_level`, so that [`CkksOps::mul_plain`] followed by [`CkksOps::rescale`] gives

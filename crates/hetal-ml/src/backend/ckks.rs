@@ -123,6 +123,10 @@ impl CkksOps for CkksBackend {
         self.eval.mul_relin(a, b)
     }
 
+    fn mul_sum_relin(&self, pairs: &[(&Ciphertext, &Ciphertext)]) -> Result<Ciphertext, CkksError> {
+        self.eval.mul_sum_relin(pairs)
+    }
+
     fn encode_plain(&self, values: &[Complex64], level: usize) -> Result<Plaintext, CkksError> {
         let scale = top_prime(self.eval.params(), level)?;
         self.encoder.encode(values, values.len(), level, scale)

@@ -405,23 +405,39 @@ impl CkksOps for SlotSim {
     }
 
     fn mul_relin(&self, a: &SimCt, b: &SimCt) -> Result<SimCt, CkksError> {
-        self.check_ct(a)?;
-        self.check_ct(b)?;
-        if a.level != b.level {
-            return Err(CkksError::LevelMismatch {
-                lhs: a.level,
-                rhs: b.level,
-            });
+        self.mul_sum_relin(&[(a, b)])
+    }
+
+    fn mul_sum_relin(&self, pairs: &[(&SimCt, &SimCt)]) -> Result<SimCt, CkksError> {
+        let product = |&(x, y): &(&SimCt, &SimCt)| -> Result<SimCt, CkksError> {
+            self.check_ct(x)?;
+            self.check_ct(y)?;
+            if x.level != y.level {
+                return Err(CkksError::LevelMismatch {
+                    lhs: x.level,
+                    rhs: y.level,
+                });
+            }
+            Self::check_slots(x.values.len(), y.values.len())?;
+            let mut p = x.clone();
+            Self::zip_assign(&mut p, y, |u, v| *u *= v);
+            p.scale = x.scale * y.scale;
+            Ok(p)
+        };
+        let (first, rest) = pairs
+            .split_first()
+            .ok_or(CkksError::NoOperands("a sum of products"))?;
+        let mut acc = product(first)?;
+        for pair in rest {
+            let p = product(pair)?;
+            Self::check_pair(&acc, &p)?;
+            Self::zip_assign(&mut acc, &p, |u, v| *u += v);
         }
-        Self::check_slots(a.values.len(), b.values.len())?;
-        let mut out = a.clone();
-        Self::zip_assign(&mut out, b, |x, y| *x *= y);
-        out.scale = a.scale * b.scale;
         self.count(|s| {
-            s.counts.ct_mult += 1;
+            s.counts.ct_mult += pairs.len() as u64;
             s.counts.keyswitch_full += 1;
         });
-        Ok(out)
+        Ok(acc)
     }
 
     fn encode_plain(&self, values: &[Complex64], level: usize) -> Result<SimPt, CkksError> {

@@ -311,16 +311,18 @@ pub fn abt_with<O: CkksOps>(
             .collect::<Result<Vec<_>, MlError>>()?;
         // Diagonal j's rescaled product, row i holding sample i + 2B·j2.
         let product = |j1: usize, j2: usize| -> Result<O::Ct, MlError> {
-            let mut q: Option<O::Ct> = None;
-            for (xt, zt) in xs.iter().zip(&zs) {
-                let (x, z) = xt.get(j2).zip(zt.get(j1)).ok_or(MlError::BadBlocks {
-                    what: "ours::abt shifted blocks",
-                    expected: bb.max(gg),
-                    found: xt.len().min(zt.len()),
-                })?;
-                accumulate(ops, &mut q, ops.mul_relin(x, z)?)?;
-            }
-            let mut q = q.ok_or(MlError::Empty)?;
+            let pairs = xs
+                .iter()
+                .zip(&zs)
+                .map(|(xt, zt)| {
+                    xt.get(j2).zip(zt.get(j1)).ok_or(MlError::BadBlocks {
+                        what: "ours::abt shifted blocks",
+                        expected: bb.max(gg),
+                        found: xt.len().min(zt.len()),
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let mut q = ops.mul_sum_relin(&pairs)?;
             ops.rescale_assign(&mut q)?;
             Ok(q)
         };
@@ -446,7 +448,7 @@ pub fn abt_cost(a: usize, b: usize, shape: BlockShape, plan: AbtPlan) -> Cost {
         ]),
     };
     let per_row = Cost::sum(&[
-        Cost::mults(h * nb),
+        Cost::products(h, nb),
         sums,
         Cost::light(0, 0, h + 2),
         placement,

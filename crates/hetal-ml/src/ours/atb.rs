@@ -346,17 +346,20 @@ pub fn atb_with<O: CkksOps>(
                 break;
             }
             for j in 0..c / 2 {
-                let mut p: Option<O::Ct> = None;
-                for (r, zr) in zs.iter().enumerate() {
-                    let z = zr.get(j).ok_or(MlError::Empty)?;
-                    let x = xs.get(r * nb + t).ok_or(MlError::BadBlocks {
-                        what: "ours::atb B blocks",
-                        expected: na * nb,
-                        found: xs.len(),
-                    })?;
-                    accumulate(ops, &mut p, ops.mul_relin(z, x)?)?;
-                }
-                let mut p = p.ok_or(MlError::Empty)?;
+                let pairs = zs
+                    .iter()
+                    .enumerate()
+                    .map(|(r, zr)| {
+                        let z = zr.get(j).ok_or(MlError::Empty)?;
+                        let x = xs.get(r * nb + t).ok_or(MlError::BadBlocks {
+                            what: "ours::atb B blocks",
+                            expected: na * nb,
+                            found: xs.len(),
+                        })?;
+                        Ok((z, x))
+                    })
+                    .collect::<Result<Vec<_>, MlError>>()?;
+                let mut p = ops.mul_sum_relin(&pairs)?;
                 ops.rescale_assign(&mut p)?;
                 ladder(ops, &mut p, s1 as i64, plan.window.trailing_zeros())?;
                 for (d, y) in ys.iter_mut().enumerate() {
@@ -412,7 +415,7 @@ pub fn atb_cost(a: usize, b: usize, shape: BlockShape, plan: AtbPlan) -> Cost {
     };
     Cost::sum(&[
         per_row.times(na),
-        Cost::mults(h * na * nb),
+        Cost::products(h * nb, na),
         per_product.times(products),
         per_group.times(groups),
         Cost::encoded(c - 1 + masks),
