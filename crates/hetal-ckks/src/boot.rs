@@ -186,7 +186,8 @@ impl Bootstrapper {
                 -1.0,
                 1.0,
                 degree,
-            )],
+            )
+            .odd_part()?],
             Some(d) => {
                 // The sine is scaled to [−1, 1] on the message range, so that the arcsine's
                 // interpolant needs no affine map (and no level for it).
@@ -198,19 +199,22 @@ impl Bootstrapper {
                         q0 / delta
                     )));
                 }
+                // Both are odd functions: their odd parts skip the unneeded even powers.
                 vec![
                     ChebyshevPoly::interpolate(
                         |x| (2.0 * PI * k * x).sin() / (2.0 * PI * range),
                         -1.0,
                         1.0,
                         degree,
-                    ),
+                    )
+                    .odd_part()?,
                     ChebyshevPoly::interpolate(
                         |y| (2.0 * PI * range * y).asin() / (2.0 * PI),
                         -1.0,
                         1.0,
                         d,
-                    ),
+                    )
+                    .odd_part()?,
                 ]
             }
         };

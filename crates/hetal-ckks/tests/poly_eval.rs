@@ -422,3 +422,40 @@ fn invalid_inputs_are_refused() {
         CkksError::MissingRelinKey
     );
 }
+
+/// The odd part of an odd function's interpolant: the same values (its even coefficients
+/// were rounding noise), the same depth, fewer products (EvalMod's sine: the even baby steps
+/// no odd one needs are skipped); an asymmetric interval is refused.
+#[test]
+fn odd_part_skips_even_powers() {
+    let f = fixture(11, 9);
+    let pe = PolyEvaluator::new(&f.eval);
+    let k = 12.0;
+    let sine = ChebyshevPoly::interpolate(
+        |x| (2.0 * std::f64::consts::PI * k * x).sin(),
+        -1.0,
+        1.0,
+        127,
+    );
+    let odd = sine.clone().odd_part().unwrap();
+    let level = depth(127);
+    let scale = f.params.default_scale();
+    let full = pe.simulate(level, scale, &sine, scale).unwrap();
+    let lean = pe.simulate(level, scale, &odd, scale).unwrap();
+    assert_eq!((full.level, lean.level), (0, 0));
+    assert!(
+        lean.counts.ct_mults + 3 <= full.counts.ct_mults,
+        "odd part: {} products, full: {}",
+        lean.counts.ct_mults,
+        full.counts.ct_mults
+    );
+    for i in 0..=200 {
+        let x = -1.0 + f64::from(i) / 100.0;
+        assert!((odd.eval(x) - sine.eval(x)).abs() < 1e-13, "x = {x}");
+    }
+    let asymmetric = ChebyshevPoly::new(-1.0, 2.0, vec![0.0, 1.0]);
+    assert!(matches!(
+        asymmetric.odd_part(),
+        Err(CkksError::InvalidParams(_))
+    ));
+}
