@@ -12,11 +12,13 @@
 //! [`Layout::ColTiled`] (DiagATB's operand). The weights and the momentum are
 //! [`PackedMatrix`]es in the compact layout ([`Geometry::weights_layout`]): for
 //! `d + 1 ≤ s1·s0/c` they take one ciphertext each, so that their refresh is one paired
-//! bootstrap. Our DiagATB writes the gradient directly in that layout (the cheapest split of the
-//! compact period), and [`expand`](crate::ours::expand) turns the look-ahead into DiagABT's
-//! tiled operand (one level). The period DiagATB alone would pick is smaller (cheaper by the
-//! cost model: 1068 against 1943 key-switch equivalents at (1024, 769, 16)) but leaves
-//! `⌈nb·c/L⌉` ciphertexts each (25 at that shape): 25 bootstraps per refresh instead of 1.
+//! bootstrap. Our DiagATB writes the gradient in the period it does cheapest (often far below
+//! the compact one: at (1024, 769, 16) period 16 in 25 ciphertexts, 1068 key-switch
+//! equivalents by the cost model against 1943 for writing the compact period directly), and
+//! [`repack_with`](crate::ours::repack_with) merges it into the compact layout with one
+//! plaintext mask per source, the masks carrying the learning rate and the landing on `V`'s
+//! scale (the level the update's scaling takes anyway). [`expand`](crate::ours::expand)
+//! turns the look-ahead into DiagABT's tiled operand (one level).
 //!
 //! # Scales
 //!
@@ -34,7 +36,7 @@
 //! Z    = X·lookᵀ          (our DiagABT)            3 levels (+1 when the weights expand)
 //! P    = softmax(Z)       (ours)                   bootstraps inside as needed
 //! E    = tile(P) − Y      (Y landed on P's scale)  0 levels on P
-//! G    = (η/a)·Eᵀ·X       (our DiagATB, landed)    4 levels on E
+//! G    = (η/a)·Eᵀ·X       (our DiagATB, repacked)  4 levels on E
 //! V'   = μ·V − G;  W' = W + V'                     1 level on V
 //! ```
 //!
@@ -114,7 +116,7 @@ impl Geometry {
         }
         let cols = features + 1;
         let weights = PackedLayout::compact(classes, cols, shape, padded)?;
-        let atb = compact_atb_plan(batch, cols, shape, weights)?;
+        let atb = gradient_atb_plan(batch, cols, shape, weights)?;
         Ok(Self {
             shape,
             features,
@@ -267,25 +269,35 @@ impl Geometry {
     }
 }
 
-/// The cheapest DiagATB plan (by [`CostModel::default`]) whose gradient comes out in the
-/// weights' compact layout: every split `L = L1·L2` of the compact period.
-fn compact_atb_plan(
+/// The cheapest DiagATB plan (by [`CostModel::default`]) for the gradient, counting its
+/// repacking into the weights' compact layout: every period `L` from `c` to the compact one
+/// and every split `L = L1·L2`. A small period packs the gradient in more ciphertexts
+/// (`⌈nb·c/L⌉`) but needs far fewer rotations; the repack to the compact period costs one
+/// plaintext mask per source and no rotation, in the level the learning rate's landing takes
+/// anyway.
+fn gradient_atb_plan(
     batch: usize,
     cols: usize,
     shape: BlockShape,
     weights: PackedLayout,
 ) -> Result<AtbPlan, MlError> {
     let model = CostModel::default();
-    let period = weights.period();
+    let c = weights.classes();
     let mut best: Option<(f64, AtbPlan)> = None;
-    let mut window = 1;
-    while window <= period {
-        let plan = AtbPlan::new(shape, weights.classes(), window, period / window)?;
-        let cost = model.cost(&ours::atb_cost(batch, cols, shape, plan));
-        if best.is_none_or(|(w, _)| cost < w) {
-            best = Some((cost, plan));
+    let mut period = c;
+    while period <= weights.period() {
+        let layout = PackedLayout::new(weights.rows(), cols, shape, c, period)?;
+        let repack = model.cost(&ours::repack_cost(&layout, weights.period()));
+        let mut window = 1;
+        while window <= period {
+            let plan = AtbPlan::new(shape, c, window, period / window)?;
+            let cost = model.cost(&ours::atb_cost(batch, cols, shape, plan)) + repack;
+            if best.is_none_or(|(w, _)| cost < w) {
+                best = Some((cost, plan));
+            }
+            window *= 2;
         }
-        window *= 2;
+        period *= 2;
     }
     best.map(|(_, plan)| plan).ok_or(MlError::Empty)
 }
@@ -482,8 +494,19 @@ impl<'o, O: SoftmaxOps + Bootstrap> Trainer<'o, O> {
             Layout::ColTiled { period: g.padded },
             e_blocks,
         )?;
-        // Gradient, scaled by η/a and landed on V's scale.
+        // Gradient, repacked into the weights' layout by masks that scale it by η/a and land
+        // it on V's scale.
         let grad = ours::atb_with(ops, &e, &batch.features, g.atb)?;
+        let scale = v.blocks().first().ok_or(MlError::Empty)?.scale();
+        let gscale = grad.blocks().first().ok_or(MlError::Empty)?.scale();
+        let mask_scale = scale * ops.prime(grad.level())? / gscale;
+        let grad = ours::repack_with(
+            ops,
+            &grad,
+            g.weights.period(),
+            self.lr / rows as f64,
+            |values, level| ops.encode_scaled(values, level, mask_scale),
+        )?;
         if grad.layout() != g.weights {
             return Err(MlError::DimensionMismatch {
                 what: "gradient layout against the weights' (ciphertexts)",
@@ -491,16 +514,13 @@ impl<'o, O: SoftmaxOps + Bootstrap> Trainer<'o, O> {
                 rhs: g.weights.cts(),
             });
         }
-        let scale = v.blocks().first().ok_or(MlError::Empty)?.scale();
-        let step = self.lr / rows as f64;
         let mut new_v = Vec::with_capacity(mu_v.len());
         let mut new_w = Vec::with_capacity(mu_v.len());
-        for ((gb, mv), wb) in grad.blocks().iter().zip(&mu_v).zip(w.blocks()) {
-            let gl = self.land(gb, step, scale)?;
+        for ((gl, mv), wb) in grad.blocks().iter().zip(&mu_v).zip(w.blocks()) {
             let level = gl.level().min(mv.level());
             let nv = ops.sub(
                 &ops.drop_to_level(mv, level)?,
-                &ops.drop_to_level(&gl, level)?,
+                &ops.drop_to_level(gl, level)?,
             )?;
             new_w.push(ops.add(&ops.drop_to_level(wb, level)?, &nv)?);
             new_v.push(nv);

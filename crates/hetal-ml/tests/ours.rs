@@ -21,7 +21,7 @@ use hetal_ml::matmul::{TABLE7_LEVEL, TABLE7_SLOTS};
 use hetal_ml::ours::{self, AbtPlan, AtbPlan, Cost, CostModel, PackedLayout, PackedMatrix};
 use hetal_ml::{
     counts_delta, diag_abt, diag_atb, AtbVariant, BlockShape, CkksBackend, CkksClient, CkksOps,
-    EncMatrix, Layout, Leveled, SlotSim, TABLE7,
+    EncMatrix, Layout, Leveled, SlotSim, SoftmaxOps, TABLE7,
 };
 use ndarray::Array2;
 use num_complex::Complex64;
@@ -412,6 +412,26 @@ fn table7_conversions_and_step_cost() {
         let wl = wc.layout();
         assert!(
             slot_err(&wl.pack(&scaled).unwrap(), &wc.decrypt_slots(&sim).unwrap()) < SIM_MAX_ERR
+        );
+        // The same by masks encoded at a chosen scale: the same values, landed on the scale
+        // the masks choose (the trainer lands the gradient on the momentum's).
+        let target = grad.blocks()[0].scale() / 64.0;
+        let q = sim.prime(grad.level()).unwrap();
+        let mask_scale = target * q / grad.blocks()[0].scale();
+        let landed = ours::repack_with(&sim, &grad, period, lr, |v, l| {
+            sim.encode_scaled(v, l, mask_scale)
+        })
+        .unwrap();
+        assert_eq!(landed.layout(), wl);
+        assert!(landed
+            .blocks()
+            .iter()
+            .all(|b| (b.scale() / target - 1.0).abs() < 1e-9));
+        assert!(
+            slot_err(
+                &wl.pack(&scaled).unwrap(),
+                &landed.decrypt_slots(&sim).unwrap()
+            ) < SIM_MAX_ERR
         );
 
         // Expand the compact weights to HETAL's tiled ones: exactly HETAL's RowTiled blocks.

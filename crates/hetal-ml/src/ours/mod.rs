@@ -148,8 +148,8 @@ mod packed;
 pub use abt::{abt, abt_cost, abt_rotations, abt_with, AbtPlan, OURS_ABT_DEPTH};
 pub use atb::{atb, atb_cost, atb_rotations, atb_with, AtbPlan, OURS_ATB_DEPTHS};
 pub use packed::{
-    expand, expand_cost, expand_rotations, repack, repack_cost, to_blocks, to_blocks_cost,
-    to_blocks_rotations, PackedLayout, PackedMatrix,
+    expand, expand_cost, expand_rotations, repack, repack_cost, repack_with, to_blocks,
+    to_blocks_cost, to_blocks_rotations, PackedLayout, PackedMatrix,
 };
 
 use hetal_ckks::{CkksError, OpCounts};

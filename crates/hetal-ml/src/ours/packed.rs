@@ -7,6 +7,7 @@
 //! `⌈nb / (L/c)⌉` ciphertexts; with `L ≥ nb·c` it takes one. With `L = c` a ciphertext holds a
 //! single block column, repeated with period `c`: exactly HETAL's `RowTiled` block.
 
+use hetal_ckks::CkksError;
 use ndarray::Array2;
 use num_complex::Complex64;
 
@@ -324,6 +325,36 @@ pub fn repack<O: CkksOps>(
     period: usize,
     factor: f64,
 ) -> Result<PackedMatrix<O::Ct>, MlError> {
+    if period != m.layout.period {
+        return repack_with(ops, m, period, factor, |v, level| {
+            ops.encode_plain(v, level)
+        });
+    }
+    let level = m.level();
+    let blocks = m
+        .blocks
+        .iter()
+        .map(|x| {
+            let y = ops.mul_const(&ops.drop_to_level(x, level)?, Complex64::new(factor, 0.0))?;
+            ops.rescale(&y)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    PackedMatrix::from_blocks(m.layout, blocks)
+}
+
+/// [`repack`] by masks in every case (one mask when the periods agree), each encoded by
+/// `encode(values, level)`: a caller that encodes them at a chosen scale lands the result
+/// on any scale it needs, in the same level. Counts as [`repack_cost`] to a larger period.
+///
+/// # Errors
+/// As [`repack`].
+pub fn repack_with<O: CkksOps>(
+    ops: &O,
+    m: &PackedMatrix<O::Ct>,
+    period: usize,
+    factor: f64,
+    encode: impl Fn(&[Complex64], usize) -> Result<O::Pt, CkksError>,
+) -> Result<PackedMatrix<O::Ct>, MlError> {
     let src = m.layout;
     let dst = PackedLayout::new(src.rows, src.cols, src.shape, src.classes, period)?;
     if period < src.period {
@@ -336,43 +367,32 @@ pub fn repack<O: CkksOps>(
     }
     let k = period / src.period;
     let level = m.level();
-    let blocks = if k == 1 {
-        m.blocks
-            .iter()
-            .map(|x| {
-                let y =
-                    ops.mul_const(&ops.drop_to_level(x, level)?, Complex64::new(factor, 0.0))?;
-                ops.rescale(&y)
-            })
-            .collect::<Result<Vec<_>, _>>()?
-    } else {
-        let masks = (0..k)
-            .map(|v| {
-                ops.encode_plain(
-                    &select(src.shape, Complex64::new(factor, 0.0), |x, _| {
-                        (x % period) / src.period == v
-                    }),
-                    level,
-                )
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let mut out = Vec::with_capacity(dst.cts());
-        for chunk in m.blocks.chunks(k) {
-            let mut acc: Option<O::Ct> = None;
-            for (x, mv) in chunk.iter().zip(&masks) {
-                let term = ops.mul_plain(&ops.drop_to_level(x, level)?, mv)?;
-                accumulate(ops, &mut acc, term)?;
-            }
-            let mut y = acc.ok_or(MlError::Empty)?;
-            ops.rescale_assign(&mut y)?;
-            out.push(y);
+    let masks = (0..k)
+        .map(|v| {
+            encode(
+                &select(src.shape, Complex64::new(factor, 0.0), |x, _| {
+                    (x % period) / src.period == v
+                }),
+                level,
+            )
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut out = Vec::with_capacity(dst.cts());
+    for chunk in m.blocks.chunks(k) {
+        let mut acc: Option<O::Ct> = None;
+        for (x, mv) in chunk.iter().zip(&masks) {
+            let term = ops.mul_plain(&ops.drop_to_level(x, level)?, mv)?;
+            accumulate(ops, &mut acc, term)?;
         }
-        out
-    };
-    PackedMatrix::from_blocks(dst, blocks)
+        let mut y = acc.ok_or(MlError::Empty)?;
+        ops.rescale_assign(&mut y)?;
+        out.push(y);
+    }
+    PackedMatrix::from_blocks(dst, out)
 }
 
-/// The exact counters of [`repack`] from `layout` to `period`.
+/// The exact counters of [`repack`] from `layout` to `period` (of [`repack_with`] too, for a
+/// larger period).
 pub fn repack_cost(layout: &PackedLayout, period: usize) -> Cost {
     let n = layout.cts() as u64;
     if period <= layout.period {
