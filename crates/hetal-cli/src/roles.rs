@@ -39,7 +39,8 @@ use hetal_ml::{CkksBackend, CkksClient};
 
 use crate::fit::{save_run, scale, write_npy, HyperArgs, Mode, Run};
 use crate::session::{
-    after_step, bar, data_level, preset_params, read, server_keys, write_atomic, write_with,
+    after_step, bar, data_level, epoch_from_json, epoch_json, preset_params, read, server_keys,
+    write_atomic, write_with,
 };
 
 /// Arguments of `hetal keygen`.
@@ -174,11 +175,7 @@ impl ClientDir {
             .map(|e| {
                 let num = |k: &str| e[k].as_f64().with_context(|| format!("client.json: {k}"));
                 Ok(Answered {
-                    metrics: EpochMetrics {
-                        epoch: num("epoch")? as usize,
-                        val_loss: num("val_loss")?,
-                        val_accuracy: num("val_accuracy")?,
-                    },
+                    metrics: epoch_from_json(e, "client.json")?,
                     step_s: num("step_s")?,
                     bootstraps: num("bootstraps")?,
                 })
@@ -197,8 +194,10 @@ impl ClientDir {
             .answered
             .iter()
             .map(|a| {
-                json!({"epoch": a.metrics.epoch, "val_loss": a.metrics.val_loss,
-                "val_accuracy": a.metrics.val_accuracy, "step_s": a.step_s, "bootstraps": a.bootstraps})
+                let mut e = epoch_json(&a.metrics);
+                e["step_s"] = json!(a.step_s);
+                e["bootstraps"] = json!(a.bootstraps);
+                e
             })
             .collect();
         let v = json!({"data": self.data, "preset": self.preset, "epochs": epochs});

@@ -87,28 +87,37 @@ impl RunDir {
         v.as_array()
             .context("client.json: not a list")?
             .iter()
-            .map(|e| {
-                Ok(EpochMetrics {
-                    epoch: e["epoch"].as_u64().context("client.json: epoch")? as usize,
-                    val_loss: e["val_loss"].as_f64().context("client.json: val_loss")?,
-                    val_accuracy: e["val_accuracy"]
-                        .as_f64()
-                        .context("client.json: val_accuracy")?,
-                })
-            })
+            .map(|e| epoch_from_json(e, "client.json"))
             .collect()
     }
 
     fn save_metrics(&self, metrics: &[EpochMetrics]) -> anyhow::Result<()> {
-        let v: Vec<_> = metrics
-            .iter()
-            .map(|m| json!({"epoch": m.epoch, "val_loss": m.val_loss, "val_accuracy": m.val_accuracy}))
-            .collect();
+        let v: Vec<_> = metrics.iter().map(epoch_json).collect();
         write_atomic(
             &self.file("client.json"),
             serde_json::to_string(&v)?.as_bytes(),
         )
     }
+}
+
+/// One epoch's validation figures as the client's JSON state stores them.
+pub fn epoch_json(m: &EpochMetrics) -> serde_json::Value {
+    json!({"epoch": m.epoch, "val_loss": m.val_loss, "val_accuracy": m.val_accuracy})
+}
+
+/// Reads [`epoch_json`] back; `file` names the file in errors.
+///
+/// # Errors
+/// A missing or non-numeric field.
+pub fn epoch_from_json(e: &serde_json::Value, file: &str) -> anyhow::Result<EpochMetrics> {
+    let num = |k: &str| e[k].as_f64().with_context(|| format!("{file}: {k}"));
+    Ok(EpochMetrics {
+        epoch: e["epoch"]
+            .as_u64()
+            .with_context(|| format!("{file}: epoch"))? as usize,
+        val_loss: num("val_loss")?,
+        val_accuracy: num("val_accuracy")?,
+    })
 }
 
 /// What the server does after each step: persist the checkpoint at `path` and advance the
