@@ -462,17 +462,18 @@ pub mod presets {
 
     /// Levels left to the user after bootstrapping with [`n16_boot`] and the default
     /// [`BootParams`](crate::BootParams).
-    pub const N16_BOOT_LEVELS_AFTER: usize = 9;
+    pub const N16_BOOT_LEVELS_AFTER: usize = 10;
 
     /// `n16-boot`: N = 2^16, bootstrappable, 128-bit secure with a dense secret (sparse-secret
     /// encapsulation keeps the h = 32 ephemeral secret inside a 116-bit modulus).
     ///
     /// Q, bottom to top: `q_0` of 46 bits (`q_0/Δ = 2^6`, small so that little noise is
-    /// magnified; the arcsine correction of EvalMod makes that possible), 9 user levels at
-    /// 2^40, 3 SlotsToCoeffs levels at 2^40, 10 EvalMod levels (sine of degree 127, arcsine
-    /// of degree 5) and 3 CoeffsToSlots levels on 58-bit primes (EvalMod works at scale
-    /// ≈ 2^58); P = seven 61-bit primes, above the largest of the 4 digits (7 × 58 bits).
-    /// log2 QP ≈ 1707 ≤ 1747.
+    /// magnified; the arcsine correction of EvalMod makes that possible), 10 user levels at
+    /// 2^40 (one more than HETAL's 9: the tenth spares training a bootstrap every step or two,
+    /// see the training section of BENCHMARKS.md), 3 SlotsToCoeffs levels at 2^40, 10 EvalMod
+    /// levels (sine of degree 127, arcsine of degree 5) and 3 CoeffsToSlots levels on 58-bit
+    /// primes (EvalMod works at scale ≈ 2^58); P = seven 60-bit primes (420 bits), above the
+    /// largest of the 4 digits (7 × 58 = 406 bits). log2 QP = 1740 ≤ 1747.
     pub fn n16_boot() -> ParamsLiteral {
         ParamsLiteral {
             log_n: 16,
@@ -480,7 +481,7 @@ pub mod presets {
                 .chain(std::iter::repeat_n(40, N16_BOOT_LEVELS_AFTER + 3))
                 .chain(std::iter::repeat_n(58, 7 + 3 + 3))
                 .collect(),
-            log_p: vec![61; 7],
+            log_p: vec![60; 7],
             dnum: 4,
             log_scale: 40,
             secret: SecretDist::Ternary,
