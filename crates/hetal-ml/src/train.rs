@@ -1,5 +1,5 @@
 //! Encrypted training of the softmax head: one Nesterov step on ciphertexts, written once over
-//! [`CkksOps`] + [`SoftmaxOps`] + [`Bootstrap`], so that the very same code trains encrypted
+//! [`CkksOps`](crate::CkksOps) + [`SoftmaxOps`] + [`Bootstrap`], so that the very same code trains encrypted
 //! ([`CkksBackend`](crate::CkksBackend)) and on the slot simulator (the plaintext twin of every
 //! approximation, which also checks every bootstrapped value against the circuit's bound).
 //!
