@@ -6,14 +6,16 @@
 //! - `scaler_mean.npy`, `scaler_std.npy`: the client-side standardization, applied to features
 //!   before the weights;
 //! - `metrics.json`: `epochs` (per epoch `epoch`, `val_loss`, `val_accuracy`, `step_s`,
-//!   `bootstraps`), `best_epoch`, and `test_accuracy`, an object keyed by mode;
+//!   `bootstraps`), `best_epoch`, `algo` (`ours` or `hetal`, null in plaintext), and
+//!   `test_accuracy`, an object keyed by mode;
 //! - `curve.svg`: validation loss and accuracy per epoch.
 //!
 //! Modes: `encrypted` (both protocol roles on this machine, only serialized messages between
 //! them; see [`crate::session`]), `simulate` (the same code and messages on the slot
 //! simulator: the plaintext twin of every approximation), `plaintext` (exact training, the
 //! reference). Encrypted and simulated runs also train in plaintext, so `test_accuracy` holds
-//! both modes.
+//! both modes. `--algo hetal` trains encrypted or simulated with HETAL's algorithms, faithfully
+//! (for comparisons; see [`hetal_ml::train`]).
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -26,7 +28,9 @@ use serde_json::json;
 
 use hetal_ml::data::{Dataset, Standardizer};
 use hetal_ml::plain::{train, EpochMetrics, Model, TrainConfig};
+use hetal_ml::train::TrainAlgo;
 
+use crate::matmul::Algo;
 use crate::session::write_atomic;
 
 /// How to train.
@@ -50,15 +54,6 @@ impl Mode {
     }
 }
 
-/// Which matrix products and softmax the encrypted trainer uses.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum Algo {
-    /// Ours.
-    Ours,
-    /// HETAL's, faithfully (for comparisons).
-    Hetal,
-}
-
 /// Training hyperparameters (HETAL's defaults), shared by `hetal fit` and `hetal keygen`.
 #[derive(Args)]
 pub struct HyperArgs {
@@ -77,6 +72,9 @@ pub struct HyperArgs {
     /// Nesterov momentum.
     #[arg(long, default_value_t = 0.9)]
     pub momentum: f64,
+    /// Algorithms of encrypted and simulated training (plaintext training is exact).
+    #[arg(long, value_enum, default_value = "ours")]
+    pub algo: Algo,
 }
 
 impl HyperArgs {
@@ -89,6 +87,11 @@ impl HyperArgs {
             epochs: self.epochs,
             patience: self.patience,
         }
+    }
+
+    /// The training algorithms.
+    pub fn algo(&self) -> TrainAlgo {
+        self.algo.train()
     }
 }
 
@@ -103,9 +106,6 @@ pub struct FitArgs {
     /// Training mode.
     #[arg(long, value_enum, default_value = "encrypted")]
     mode: Mode,
-    /// Algorithms of the encrypted trainer.
-    #[arg(long, value_enum, default_value = "ours")]
-    algo: Algo,
     /// Parameter preset of encrypted and simulated runs (bootstrappable).
     #[arg(long, default_value = "n16-boot", value_parser = clap::builder::PossibleValuesParser::new(hetal_ckks::presets::NAMES))]
     preset: String,
@@ -186,7 +186,8 @@ pub fn demo(args: &DemoArgs) -> anyhow::Result<()> {
         patience: 3,
     };
     crate::bench::set_threads(args.threads)?;
-    run_and_save(&mut data, &config, args.mode, "n16-boot", &args.out)
+    let algo = TrainAlgo::Ours;
+    run_and_save(&mut data, &config, algo, args.mode, "n16-boot", &args.out)
 }
 
 /// Arguments of `hetal predict`.
@@ -256,11 +257,9 @@ pub fn fit(args: &FitArgs) -> anyhow::Result<()> {
     let mut data = Dataset::load_dir(&args.data)
         .with_context(|| format!("loading {}", args.data.display()))?;
     let config = args.hyper.config();
-    if args.algo == Algo::Hetal && args.mode != Mode::Plaintext {
-        bail!("--algo hetal is not available for training yet (the faithful pipeline runs in `hetal bench matmul`)");
-    }
     crate::bench::set_threads(args.threads)?;
-    run_and_save(&mut data, &config, args.mode, &args.preset, &args.out)
+    let algo = args.hyper.algo();
+    run_and_save(&mut data, &config, algo, args.mode, &args.preset, &args.out)
 }
 
 /// Standardizes every split by the training split's statistics (client-side, in plaintext);
@@ -273,10 +272,12 @@ pub fn scale(data: &mut Dataset) -> Standardizer {
     scaler
 }
 
-/// Scales, trains and writes the output directory (shared by `fit` and `demo`).
+/// Scales, trains with the algorithms `algo` (unless in plaintext) and writes the output
+/// directory (shared by `fit` and `demo`).
 pub fn run_and_save(
     data: &mut Dataset,
     config: &TrainConfig,
+    algo: TrainAlgo,
     mode: Mode,
     preset: &str,
     out: &Path,
@@ -298,9 +299,9 @@ pub fn run_and_save(
         }
         Mode::Encrypted | Mode::Simulate => {
             let (model, r) = if mode == Mode::Encrypted {
-                crate::session::encrypted(data, config, preset, out)?
+                crate::session::encrypted(data, config, algo, preset, out)?
             } else {
-                crate::session::simulate(data, config, preset, out)?
+                crate::session::simulate(data, config, algo, preset, out)?
             };
             (model, r.metrics, r.steps, r.best_epoch)
         }
@@ -311,6 +312,7 @@ pub fn run_and_save(
         steps,
         best_epoch: best,
         seconds: start.elapsed().as_secs_f64(),
+        algo,
     };
     save_run(out, data, config, &scaler, mode, preset, &run)
 }
@@ -327,6 +329,8 @@ pub struct Run {
     pub best_epoch: usize,
     /// Training seconds.
     pub seconds: f64,
+    /// The algorithms it trained with (unless in plaintext).
+    pub algo: TrainAlgo,
 }
 
 /// Writes the output directory of `run` (see the module documentation) and prints a summary.
@@ -363,6 +367,7 @@ pub fn save_run(
     let report = json!({
         "mode": mode_name,
         "preset": if mode == Mode::Plaintext { None } else { Some(preset) },
+        "algo": if mode == Mode::Plaintext { None } else { Some(run.algo.to_string()) },
         "classes": data.classes,
         "epochs": epochs,
         "best_epoch": best,

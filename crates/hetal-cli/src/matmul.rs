@@ -20,18 +20,29 @@ use rand_chacha::ChaCha20Rng;
 use serde_json::json;
 
 use hetal_ckks::{presets, KeyGenerator, OpCounts, Params};
+use hetal_ml::train::TrainAlgo;
 use hetal_ml::{
     counts_delta, diag_abt, diag_atb, ours, AtbVariant, BlockShape, CkksBackend, CkksClient,
     CkksOps, EncMatrix, Layout, Leveled, SlotClient, SlotSim,
 };
 
-/// Which algorithms.
+/// Which algorithms (matrix products, softmax, or the whole training step).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Algo {
-    /// HETAL's DiagABT and DiagATB, faithfully.
+    /// HETAL's, faithfully (for comparisons).
     Hetal,
-    /// Our variants.
+    /// Ours.
     Ours,
+}
+
+impl Algo {
+    /// The training pipeline of these algorithms.
+    pub fn train(self) -> TrainAlgo {
+        match self {
+            Algo::Hetal => TrainAlgo::Hetal,
+            Algo::Ours => TrainAlgo::Ours,
+        }
+    }
 }
 
 /// Arguments of `hetal bench matmul`.

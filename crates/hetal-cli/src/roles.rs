@@ -267,6 +267,7 @@ fn keygen_with(args: &KeygenArgs, params: &Params) -> anyhow::Result<()> {
         features: data.train.features.ncols(),
         classes: data.classes,
         config,
+        algo: args.hyper.algo(),
     };
     let geometry: Geometry = setup.geometry()?;
     data_level(params)?;
@@ -333,6 +334,7 @@ fn encrypt_with(client: &Path, security: Security) -> anyhow::Result<()> {
         dir.slot_client(&params)?,
         &data,
         &setup.config,
+        setup.algo,
         params.max_slots(),
         data_level(&params)?,
     )?;
@@ -587,6 +589,7 @@ fn decrypt_model_with(args: &DecryptModelArgs, security: Security) -> anyhow::Re
         best_epoch: m.epoch,
         // The server's training time, from its step reports.
         seconds: dir.answered.iter().map(|a| a.step_s * steps).sum(),
+        algo: setup.algo,
     };
     save_run(
         &args.out,
@@ -673,6 +676,7 @@ mod tests {
                 lr: 1.0,
                 patience: 3,
                 momentum: 0.9,
+                algo: crate::matmul::Algo::Ours,
             },
             preset: "insecure-boot-test".into(),
             threads: 0,

@@ -28,7 +28,7 @@ use hetal_ml::protocol::{
     Checkpoint, Client, Data, Decision, Model, Server, Setup, StepReport, Validation, WireCt,
 };
 use hetal_ml::softmax::SoftmaxOps;
-use hetal_ml::train::{boot_params, Geometry, BOOT_BOUND};
+use hetal_ml::train::{boot_params, Geometry, TrainAlgo, BOOT_BOUND};
 use hetal_ml::{Bootstrap, CkksBackend, CkksClient, SlotClient, SlotSim};
 
 /// What a run reports besides the model.
@@ -205,13 +205,11 @@ where
     ))
 }
 
-/// Starts or resumes the server and client of a run; `make_client` gives the slot client
-/// (fresh, or from the stored secret).
-#[allow(clippy::too_many_arguments)]
+/// Starts or resumes the server and client of the run `setup` on `data`; `inner` is the slot
+/// client (fresh, or from the stored secret).
 fn start<O, K>(
     data: &Dataset,
-    config: &TrainConfig,
-    slots: usize,
+    setup: &Setup,
     level: usize,
     dir: &RunDir,
     inner: K,
@@ -223,12 +221,6 @@ where
     O::Ct: WireCt,
     K: SlotClient<Ct = O::Ct>,
 {
-    let setup = Setup {
-        slots,
-        features: data.train.features.ncols(),
-        classes: data.classes,
-        config: config.clone(),
-    };
     let ckpt = dir.file("checkpoint.msg");
     let resumable = ckpt.exists()
         && dir.file("data.msg").exists()
@@ -246,13 +238,14 @@ where
             at.epoch,
             at.step
         );
-        let client = Client::resume(inner, data, &setup, metrics)?;
+        let client = Client::resume(inner, data, setup, metrics)?;
         let server = Server::resume(ops, Setup::decode(&read(&dir.file("setup.msg"))?)?, enc, at)?;
         return Ok((client, server));
     }
     let _ = std::fs::remove_file(&ckpt);
     let _ = std::fs::remove_file(dir.file("client.json"));
-    let (client, setup, enc) = Client::prepare(inner, data, config, slots, level)?;
+    let (client, setup, enc) =
+        Client::prepare(inner, data, &setup.config, setup.algo, setup.slots, level)?;
     let setup_b = setup.encode();
     let data_b = enc.encode(ctx);
     drop(enc);
@@ -271,10 +264,23 @@ fn run_dir(out: &Path) -> anyhow::Result<RunDir> {
     Ok(RunDir(dir))
 }
 
-/// Trains on the slot simulator with the primes and bootstrapping levels of `preset`.
+/// The run's setup: `data`'s sizes, `config` and `algo` in ciphertexts of `params`.
+fn setup_of(data: &Dataset, config: &TrainConfig, algo: TrainAlgo, params: &Params) -> Setup {
+    Setup {
+        slots: params.max_slots(),
+        features: data.train.features.ncols(),
+        classes: data.classes,
+        config: config.clone(),
+        algo,
+    }
+}
+
+/// Trains with `algo` on the slot simulator with the primes and bootstrapping levels of
+/// `preset`.
 pub fn simulate(
     data: &Dataset,
     config: &TrainConfig,
+    algo: TrainAlgo,
     preset: &str,
     out: &Path,
 ) -> anyhow::Result<(PlainModel, RunReport)> {
@@ -283,16 +289,8 @@ pub fn simulate(
     let sim = || SlotSim::from_params(&params).with_bootstrapping(level, BOOT_BOUND);
     let dir = run_dir(&out.join("simulate"))?;
     let ctx = sim()?;
-    let (mut client, mut server) = start(
-        data,
-        config,
-        params.max_slots(),
-        level,
-        &dir,
-        sim()?,
-        sim()?,
-        &ctx,
-    )?;
+    let setup = setup_of(data, config, algo, &params);
+    let (mut client, mut server) = start(data, &setup, level, &dir, sim()?, sim()?, &ctx)?;
     drive(&mut client, &mut server, &ctx, &dir, config.epochs)
 }
 
@@ -358,10 +356,12 @@ pub fn backends(
     ))
 }
 
-/// Trains encrypted at `preset`: keys, encryption, training with bootstrapping, decryption.
+/// Trains encrypted with `algo` at `preset`: keys, encryption, training with bootstrapping,
+/// decryption.
 pub fn encrypted(
     data: &Dataset,
     config: &TrainConfig,
+    algo: TrainAlgo,
     preset: &str,
     out: &Path,
 ) -> anyhow::Result<(PlainModel, RunReport)> {
@@ -379,23 +379,10 @@ pub fn encrypted(
             sk
         }
     };
-    let geometry = Geometry::new(
-        params.max_slots(),
-        data.train.features.ncols(),
-        data.classes,
-        config.batch_size,
-    )?;
-    let (server_ops, client_ops, level) = backends(&params, &geometry, sk)?;
-    let (mut client, mut server) = start(
-        data,
-        config,
-        params.max_slots(),
-        level,
-        &dir,
-        client_ops,
-        server_ops,
-        &params,
-    )?;
+    let setup = setup_of(data, config, algo, &params);
+    let (server_ops, client_ops, level) = backends(&params, &setup.geometry()?, sk)?;
+    let (mut client, mut server) =
+        start(data, &setup, level, &dir, client_ops, server_ops, &params)?;
     if config.epochs == 0 {
         bail!("zero epochs");
     }

@@ -93,9 +93,6 @@ where
 
 /// Runs `hetal bench step`.
 pub fn step(args: &StepArgs) -> anyhow::Result<()> {
-    if args.algo == Algo::Hetal {
-        bail!("--algo hetal: HETAL's pipeline is not wired into the trainer yet");
-    }
     crate::bench::set_threads(args.threads)?;
     let v: Vec<usize> = args
         .shape
@@ -110,7 +107,8 @@ pub fn step(args: &StepArgs) -> anyhow::Result<()> {
         bail!("b counts the bias column: at least 2");
     }
     let params = crate::session::preset_params(&args.preset)?;
-    let g = Geometry::new(params.max_slots(), b - 1, c, a)?;
+    let algo = args.algo.train();
+    let g = Geometry::with_algo(params.max_slots(), b - 1, c, a, algo)?;
     let level = params.max_level() - boot_params().depth();
     let m = if args.simulate {
         let sim = || SlotSim::from_params(&params).with_bootstrapping(level, BOOT_BOUND);
@@ -123,7 +121,7 @@ pub fn step(args: &StepArgs) -> anyhow::Result<()> {
     };
     let k = &m.counts;
     let line = json!({
-        "shape": args.shape, "algo": "ours", "preset": args.preset, "step": 2,
+        "shape": args.shape, "algo": algo.to_string(), "preset": args.preset, "step": 2,
         "mode": if args.simulate { "simulate" } else { "encrypted" },
         "threads": rayon::current_num_threads(),
         "cpu_s": if args.simulate { None } else { Some(m.cpu_s) },

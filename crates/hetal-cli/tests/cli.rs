@@ -231,3 +231,84 @@ fn fit_simulate_matches_plaintext_and_resumes() {
     assert_eq!(read(), first);
     std::fs::remove_dir_all(&root).unwrap();
 }
+
+/// `--algo hetal`: `hetal fit --mode simulate` trains with HETAL's pipeline (recorded in
+/// `metrics.json`, as accurate as plaintext on the digits, more bootstraps than ours), a run
+/// with `--algo ours` in the same directory starts afresh instead of resuming it (the
+/// algorithms are part of the setup message), and `hetal bench step --algo hetal` reports it.
+#[test]
+fn fit_simulate_and_bench_step_with_hetal_algorithms() {
+    let root = std::env::temp_dir().join(format!("hetal-cli-algo-{}", std::process::id()));
+    let (data, out) = (root.join("data"), root.join("out"));
+    std::fs::create_dir_all(&data).unwrap();
+    write_digits(&data);
+    let fit = |algo: &str| {
+        let o = hetal(&[
+            "fit",
+            "--data",
+            data.to_str().unwrap(),
+            "--mode",
+            "simulate",
+            "--algo",
+            algo,
+            "--epochs",
+            "2",
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let m: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join("metrics.json")).unwrap())
+                .unwrap();
+        (m, String::from_utf8_lossy(&o.stderr).into_owned())
+    };
+    let (hetal_run, _) = fit("hetal");
+    assert_eq!(hetal_run["algo"], "hetal");
+    let sim = hetal_run["test_accuracy"]["simulate"].as_f64().unwrap();
+    let plain = hetal_run["test_accuracy"]["plaintext"].as_f64().unwrap();
+    assert!((sim - plain).abs() <= 0.01, "{sim} vs {plain}");
+    let (ours_run, stderr) = fit("ours");
+    assert!(!stderr.contains("resuming"), "{stderr}");
+    assert_eq!(ours_run["algo"], "ours");
+    let boots = |m: &serde_json::Value| m["epochs"][0]["bootstraps"].as_f64().unwrap();
+    assert!(
+        boots(&hetal_run) > boots(&ours_run),
+        "{hetal_run} vs {ours_run}"
+    );
+
+    let step = |algo: &str| {
+        let o = hetal(&[
+            "bench",
+            "step",
+            "--shape",
+            "1024,65,10",
+            "--algo",
+            algo,
+            "--simulate",
+            "--json",
+        ]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let v: serde_json::Value =
+            serde_json::from_str(String::from_utf8_lossy(&o.stdout).trim()).unwrap();
+        assert_eq!(v["algo"], algo);
+        for field in [
+            "bootstraps",
+            "cmult",
+            "mult",
+            "rot",
+            "keyswitch_full",
+            "rescale",
+        ] {
+            assert!(v[field].is_u64(), "{algo}: {field} in {v}");
+        }
+        v
+    };
+    let (h, o) = (step("hetal"), step("ours"));
+    // Simulated at n16-boot (10 levels after bootstrapping), second step: 11 against 6
+    // (tests/step_counts.rs in hetal-ml).
+    assert_eq!(
+        (h["bootstraps"].as_u64(), o["bootstraps"].as_u64()),
+        (Some(11), Some(6))
+    );
+    std::fs::remove_dir_all(&root).unwrap();
+}

@@ -41,13 +41,13 @@ use crate::ops::{Bootstrap, Leveled, SlotClient};
 use crate::ours::{PackedLayout, PackedMatrix};
 use crate::plain::{EpochMetrics, Model as PlainModel, TrainConfig};
 use crate::softmax::SoftmaxOps;
-use crate::train::{EncBatch, Geometry, Trainer, Weights};
+use crate::train::{EncBatch, Geometry, TrainAlgo, Trainer, Weights};
 use crate::{SimCt, SlotSim};
 
 /// Leading bytes of every message.
 pub const MAGIC: &[u8; 8] = b"HETALMSG";
-/// The message format version.
-pub const VERSION: u16 = 1;
+/// The message format version (2: [`Setup`] carries the training algorithms).
+pub const VERSION: u16 = 2;
 const HEADER: usize = 8 + 2 + 2 + 8;
 const CHECKSUM: usize = 8;
 
@@ -91,8 +91,12 @@ impl Writer {
         self.buf.extend_from_slice(&v.to_le_bytes());
     }
 
+    fn u8(&mut self, v: u8) {
+        self.buf.push(v);
+    }
+
     fn bool(&mut self, v: bool) {
-        self.buf.push(u8::from(v));
+        self.u8(u8::from(v));
     }
 
     /// A length-prefixed blob.
@@ -187,10 +191,14 @@ impl<'a> Reader<'a> {
         }
     }
 
+    fn u8(&mut self) -> Result<u8, MlError> {
+        Ok(u8::from_le_bytes(self.array()?))
+    }
+
     fn bool(&mut self) -> Result<bool, MlError> {
-        match self.take(1)? {
-            [0] => Ok(false),
-            [1] => Ok(true),
+        match self.u8()? {
+            0 => Ok(false),
+            1 => Ok(true),
             _ => Err(bad("bad boolean")),
         }
     }
@@ -358,19 +366,30 @@ pub struct Setup {
     pub classes: usize,
     /// Hyperparameters (the batch size is the block height).
     pub config: TrainConfig,
+    /// The training algorithms.
+    pub algo: TrainAlgo,
+}
+
+/// The byte of a training algorithm in [`Setup`].
+fn algo_tag(algo: TrainAlgo) -> u8 {
+    match algo {
+        TrainAlgo::Ours => 0,
+        TrainAlgo::Hetal => 1,
+    }
 }
 
 impl Setup {
     /// The block geometry.
     ///
     /// # Errors
-    /// As [`Geometry::new`].
+    /// As [`Geometry::with_algo`].
     pub fn geometry(&self) -> Result<Geometry, MlError> {
-        Geometry::new(
+        Geometry::with_algo(
             self.slots,
             self.features,
             self.classes,
             self.config.batch_size,
+            self.algo,
         )
     }
 
@@ -386,6 +405,7 @@ impl Setup {
         for v in [c.batch_size, c.epochs, c.patience] {
             w.usize(v);
         }
+        w.u8(algo_tag(self.algo));
         w.seal(MessageKind::Setup)
     }
 
@@ -404,12 +424,18 @@ impl Setup {
             epochs: r.usize()?,
             patience: r.usize()?,
         };
+        let algo = match r.u8()? {
+            0 => TrainAlgo::Ours,
+            1 => TrainAlgo::Hetal,
+            t => return Err(bad(format!("unknown training algorithm {t}"))),
+        };
         r.finish()?;
         let setup = Self {
             slots,
             features,
             classes,
             config,
+            algo,
         };
         setup.geometry()?;
         if setup.config.epochs == 0 {
@@ -891,9 +917,9 @@ impl<K: SlotClient> Client<K>
 where
     K::Ct: Leveled,
 {
-    /// Encrypts a dataset (already scaled by the client) for training with `config`, at
-    /// `level` (the level bootstrapping returns to): the client, and the [`Setup`] and
-    /// [`Data`] to send.
+    /// Encrypts a dataset (already scaled by the client) for training with `config` and the
+    /// algorithms `algo`, at `level` (the level bootstrapping returns to): the client, and the
+    /// [`Setup`] and [`Data`] to send.
     ///
     /// # Errors
     /// A geometry that does not fit (see [`Geometry::new`]); an empty split; encryption errors.
@@ -901,6 +927,7 @@ where
         mut inner: K,
         data: &Dataset,
         config: &TrainConfig,
+        algo: TrainAlgo,
         slots: usize,
         level: usize,
     ) -> Result<(Self, Setup, Data<K::Ct>), MlError> {
@@ -909,6 +936,7 @@ where
             features: data.train.features.ncols(),
             classes: data.classes,
             config: config.clone(),
+            algo,
         };
         let geometry = setup.geometry()?;
         if data.train.is_empty() || data.val.is_empty() {
@@ -1019,5 +1047,56 @@ where
         Ok(PlainModel {
             weights: m.weights.decrypt(&self.inner)?,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+    use super::*;
+
+    /// `bytes` with its checksum recomputed (a corruption the checksum does not catch).
+    fn reseal(mut bytes: Vec<u8>) -> Vec<u8> {
+        let body = bytes.len() - CHECKSUM;
+        let sum = Sha256::digest(&bytes[..body]);
+        bytes[body..].copy_from_slice(&sum[..CHECKSUM]);
+        bytes
+    }
+
+    #[test]
+    fn setup_carries_the_algorithms_and_refuses_unknown_ones() {
+        for algo in [TrainAlgo::Ours, TrainAlgo::Hetal] {
+            let setup = Setup {
+                slots: 1 << 12,
+                features: 64,
+                classes: 10,
+                config: TrainConfig {
+                    batch_size: 64,
+                    ..TrainConfig::default()
+                },
+                algo,
+            };
+            let b = setup.encode();
+            assert_eq!(Setup::decode(&b).unwrap(), setup);
+            assert_eq!(setup.geometry().unwrap().algo(), algo);
+            // The algorithm is the last payload byte.
+            let at = b.len() - CHECKSUM - 1;
+            assert_eq!(b[at], algo_tag(algo));
+            assert_eq!(Setup::decode(&reseal(b.clone())).unwrap(), setup);
+            for bad_tag in [2u8, 0x80, 0xff] {
+                let mut c = b.clone();
+                c[at] = bad_tag;
+                let err = Setup::decode(&reseal(c)).unwrap_err().to_string();
+                assert!(err.contains("unknown training algorithm"), "{err}");
+            }
+            // A version-1 message (no algorithm byte) is refused by its version.
+            let mut old = b[..at].to_vec();
+            old.extend_from_slice(&[0; CHECKSUM]);
+            old[8..10].copy_from_slice(&1u16.to_le_bytes());
+            let len = (at - HEADER) as u64;
+            old[12..20].copy_from_slice(&len.to_le_bytes());
+            let err = Setup::decode(&reseal(old)).unwrap_err().to_string();
+            assert!(err.contains("version 1"), "{err}");
+        }
     }
 }

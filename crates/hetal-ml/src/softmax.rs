@@ -263,17 +263,18 @@ fn check_classes(classes: usize, algo: SoftmaxAlgo) -> Result<(), MlError> {
 /// # Errors
 /// [`MlError::LayoutMismatch`] unless the logits are in [`Layout::Blocks`];
 /// [`MlError::DimensionMismatch`] for a class count out of range or above `s1`;
-/// [`MlError::NotEnoughLevels`] below [`softmax_depth`] (ours: below its first stage, or at
-/// any stage when the backend cannot bootstrap); CKKS errors (a missing rotation key: see
+/// [`MlError::NotEnoughLevels`] below [`softmax_depth`] when the backend cannot bootstrap,
+/// below the first stage's one level when it can; CKKS errors (a missing rotation key: see
 /// [`softmax_rotations`]).
 ///
-/// Ours runs at any depth on a backend with bootstrapping: the level planner
-/// ([`ensure_levels`](crate::ensure_levels)) refreshes the live values between its stages
-/// exactly when a stage would not fit. Every value it may bootstrap is below 1 in magnitude
-/// (the tournament's in its unit σ_t, the exponential's by the design of its unit), so with
-/// logits at the default scale all are within the circuit's bound (see [`Bootstrap`]); the
-/// logits themselves are only bootstrapped when they arrive without the one level of the first
-/// stage, and then they must be within the bound at their own scale.
+/// Both run at any depth on a backend with bootstrapping: the level planner
+/// ([`ensure_levels`](crate::ensure_levels)) refreshes the live values between their stages
+/// exactly when a stage would not fit, and nothing on a backend with levels enough. Every value
+/// it may bootstrap is below 2 in magnitude (ours: below 1, the tournament's in its unit σ_t,
+/// the exponential's by the design of its unit; HETAL's: see [`hetal`]), so with logits at the
+/// default scale all are within training's bound (see [`Bootstrap`]); the logits themselves
+/// are only bootstrapped when they arrive without the one level of the first stage, and then
+/// they must be within the bound at their own scale.
 pub fn softmax<O: SoftmaxOps + Bootstrap>(
     ops: &O,
     logits: &EncMatrix<O::Ct>,
@@ -297,9 +298,9 @@ pub fn softmax<O: SoftmaxOps + Bootstrap>(
     }
     check_classes(classes, algo)?;
     let design = Design::new(classes, algo)?;
-    let need = match (&design, ops.refreshed_level()) {
-        (Design::Ours(_), Some(_)) => 1,
-        _ => design.depth(),
+    let need = match ops.refreshed_level() {
+        Some(_) => 1,
+        None => design.depth(),
     };
     let level = logits.level();
     if level < need {

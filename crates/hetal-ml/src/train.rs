@@ -1,5 +1,5 @@
 //! Encrypted training of the softmax head: one Nesterov step on ciphertexts, written once over
-//! [`CkksOps`] + [`SoftmaxOps`] + [`Bootstrap`], so that the very same code trains encrypted
+//! [`CkksOps`](crate::CkksOps) + [`SoftmaxOps`] + [`Bootstrap`], so that the very same code trains encrypted
 //! ([`CkksBackend`](crate::CkksBackend)) and on the slot simulator (the plaintext twin of every
 //! approximation, which also checks every bootstrapped value against the circuit's bound).
 //!
@@ -43,11 +43,23 @@
 //! The level planner ([`ensure_levels`]) bootstraps only where a stage would not fit: the pair
 //! `(W, V)` before `look`, the softmax's stages, and `E` (bounded by 1 in magnitude, so the
 //! circuit's bound must be at least 1 + the softmax's error: use a bound of 2).
+//!
+//! # HETAL's pipeline ([`TrainAlgo::Hetal`], for comparisons)
+//!
+//! The same step with HETAL's algorithms, faithfully: the weights and the momentum in the
+//! packed layout of period `c`, which is HETAL's tiled `B~` (`s0/c` copies of each block
+//! column, one ciphertext per block column: 25 each at 769 features and `s1 = 32`), so that
+//! DiagABT reads them as they are; [`diag_abt`] (3 levels); HETAL's softmax; [`diag_atb`]
+//! ([`AtbVariant::for_levels`]: 3 or 4 levels on `E`), whose gradient holds rows `0 .. c` of
+//! each block column and zeros below, tiled to the `s0/c` copies by `log2(s0/c)` rotations
+//! `G += Rot(G, −c·s1·2^l)` (no level); the update as ours. A refresh bootstraps every block
+//! column of `W` and `V`, two at a time.
 
 use ndarray::Array2;
 use num_complex::Complex64;
 
 use crate::error::MlError;
+use crate::matmul::{atb_rotations, diag_abt, diag_atb, rotate_sum, AtbVariant, ABT_DEPTH};
 use crate::matrix::{BlockShape, EncMatrix, Layout};
 use crate::ops::{ensure_levels, Bootstrap, Leveled, SlotClient};
 use crate::ours::{
@@ -73,7 +85,43 @@ pub fn boot_params() -> hetal_ckks::BootParams {
     }
 }
 
-/// The block geometry of one training run: everything both sides derive from the sizes.
+/// Which algorithms a training step uses (see the module documentation).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum TrainAlgo {
+    /// Ours: compact weights, our DiagABT, softmax and DiagATB.
+    #[default]
+    Ours,
+    /// HETAL's, faithfully: tiled weights, DiagABT, HETAL's softmax, DiagATB.
+    Hetal,
+}
+
+impl TrainAlgo {
+    /// The softmax of the pipeline.
+    pub fn softmax(self) -> SoftmaxAlgo {
+        match self {
+            Self::Ours => SoftmaxAlgo::Ours,
+            Self::Hetal => SoftmaxAlgo::Hetal,
+        }
+    }
+}
+
+impl std::fmt::Display for TrainAlgo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.softmax().fmt(f)
+    }
+}
+
+/// What a step runs after the softmax.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Pipeline {
+    /// Our DiagATB with this plan, straight into the weights' compact layout.
+    Ours(AtbPlan),
+    /// HETAL's DiagATB, its gradient tiled.
+    Hetal,
+}
+
+/// The block geometry of one training run: everything both sides derive from the sizes and
+/// the algorithms.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Geometry {
     shape: BlockShape,
@@ -81,22 +129,37 @@ pub struct Geometry {
     classes: usize,
     padded: usize,
     weights: PackedLayout,
-    atb: AtbPlan,
+    pipeline: Pipeline,
 }
 
 impl Geometry {
     /// The geometry for `features` input features (without the bias), `classes` classes and
-    /// mini-batches of `batch` rows, in ciphertexts of `slots` slots.
+    /// mini-batches of `batch` rows, in ciphertexts of `slots` slots, for our algorithms.
     ///
     /// # Errors
-    /// [`MlError::BadBlockShape`] unless `batch` is a power of two below `slots`;
-    /// [`MlError::DimensionMismatch`] for fewer than 2 or more than 16 classes, or more padded
-    /// classes than a block row holds.
+    /// As [`Geometry::with_algo`].
     pub fn new(
         slots: usize,
         features: usize,
         classes: usize,
         batch: usize,
+    ) -> Result<Self, MlError> {
+        Self::with_algo(slots, features, classes, batch, TrainAlgo::Ours)
+    }
+
+    /// [`Geometry::new`] for the algorithms `algo`.
+    ///
+    /// # Errors
+    /// [`MlError::BadBlockShape`] unless `batch` is a power of two below `slots`;
+    /// [`MlError::DimensionMismatch`] for fewer than 2 or more than 16 classes, or more padded
+    /// classes than a block row holds; [`MlError::BadPeriod`] (HETAL) for more padded classes
+    /// than the batch.
+    pub fn with_algo(
+        slots: usize,
+        features: usize,
+        classes: usize,
+        batch: usize,
+        algo: TrainAlgo,
     ) -> Result<Self, MlError> {
         let shape = BlockShape::with_slots(batch, slots)?;
         if !(2..=ours_max_classes()).contains(&classes) {
@@ -115,16 +178,33 @@ impl Geometry {
             });
         }
         let cols = features + 1;
-        let weights = PackedLayout::compact(classes, cols, shape, padded)?;
-        let atb = gradient_atb_plan(batch, cols, shape, weights)?;
+        let (weights, pipeline) = match algo {
+            TrainAlgo::Ours => {
+                let weights = PackedLayout::compact(classes, cols, shape, padded)?;
+                let atb = gradient_atb_plan(batch, cols, shape, weights)?;
+                (weights, Pipeline::Ours(atb))
+            }
+            TrainAlgo::Hetal => (
+                PackedLayout::new(classes, cols, shape, padded, padded)?,
+                Pipeline::Hetal,
+            ),
+        };
         Ok(Self {
             shape,
             features,
             classes,
             padded,
             weights,
-            atb,
+            pipeline,
         })
+    }
+
+    /// The algorithms.
+    pub fn algo(&self) -> TrainAlgo {
+        match self.pipeline {
+            Pipeline::Ours(_) => TrainAlgo::Ours,
+            Pipeline::Hetal => TrainAlgo::Hetal,
+        }
     }
 
     /// The block shape `(batch, slots/batch)`.
@@ -250,22 +330,32 @@ impl Geometry {
 
     /// The rotations a step, a refresh and validation logits use (the Galois keys the server
     /// needs besides bootstrapping's; it also needs the conjugation and relinearization keys):
-    /// read off a run of the same code on the simulator.
+    /// read off a run of the same code on the simulator. HETAL's DiagATB picks its variant by
+    /// the levels of its inputs, which vary with the bootstraps: both variants' are included.
     ///
     /// # Errors
     /// Errors of that run (none for a valid geometry).
     pub fn rotations(&self) -> Result<Vec<i64>, MlError> {
         let slots = self.shape.slots();
-        // Levels enough for a step without bootstrapping, primes all 2^40.
-        let mut sim = SlotSim::uniform(slots, 80, 40);
+        // Levels enough for a step without bootstrapping (HETAL's takes 85), primes all 2^40.
+        let levels = 100;
+        let mut sim = SlotSim::uniform(slots, levels, 40);
         let x = Array2::zeros((self.shape.s0(), self.features));
         let labels = vec![0; self.shape.s0()];
-        let batch = self.encrypt_batch(&mut sim, &x, &labels, 80)?;
-        let state = self.encrypt_initial(&mut sim, 80)?;
+        let batch = self.encrypt_batch(&mut sim, &x, &labels, levels)?;
+        let state = self.encrypt_initial(&mut sim, levels)?;
         let trainer = Trainer::new(&sim, *self, 1.0, 0.9)?;
         let state = trainer.step(state, &batch)?;
         trainer.logits(&state, &batch.features)?;
-        Ok(sim.rotations_used())
+        let mut ks = sim.rotations_used();
+        if self.pipeline == Pipeline::Hetal {
+            for variant in [AtbVariant::Standard, AtbVariant::PRotUp] {
+                ks.extend(atb_rotations(self.shape, self.padded, variant));
+            }
+            ks.sort_unstable();
+            ks.dedup();
+        }
+        Ok(ks)
     }
 }
 
@@ -342,10 +432,14 @@ pub struct Trainer<'o, O> {
     momentum: f64,
 }
 
-/// Levels the weights need before a step: the look-ahead, the expansion, our DiagABT, and the
-/// one level of the softmax's first stage.
-fn step_levels(layout: &PackedLayout) -> usize {
-    1 + usize::from(layout.blocks_per_ct() > 1) + OURS_ABT_DEPTH + 1
+/// Levels the weights need before a step: the look-ahead, the expansion (none for HETAL's
+/// tiled weights), the DiagABT, and the one level of the softmax's first stage.
+fn step_levels(g: &Geometry) -> usize {
+    let abt = match g.pipeline {
+        Pipeline::Ours(_) => OURS_ABT_DEPTH,
+        Pipeline::Hetal => ABT_DEPTH,
+    };
+    1 + usize::from(g.weights.blocks_per_ct() > 1) + abt + 1
 }
 
 impl<'o, O: SoftmaxOps + Bootstrap> Trainer<'o, O> {
@@ -400,7 +494,7 @@ impl<'o, O: SoftmaxOps + Bootstrap> Trainer<'o, O> {
         let mut all = ensure_levels(
             self.ops,
             all,
-            step_levels(&self.geometry.weights),
+            step_levels(&self.geometry),
             "weights and momentum",
         )?;
         let v = all.split_off(n);
@@ -410,15 +504,19 @@ impl<'o, O: SoftmaxOps + Bootstrap> Trainer<'o, O> {
         })
     }
 
-    /// Our DiagABT of features (as [`Geometry::encrypt_features`] makes them) by the weights
-    /// `w`: the logits, `a × c'` in [`Layout::Blocks`].
+    /// The DiagABT of features (as [`Geometry::encrypt_features`] makes them) by the weights
+    /// `w`: the logits, `a × c'` in [`Layout::Blocks`]. HETAL's weights are already tiled
+    /// (expanding them only relabels their ciphertexts).
     fn abt(
         &self,
         x: &EncMatrix<O::Ct>,
         w: &PackedMatrix<O::Ct>,
     ) -> Result<EncMatrix<O::Ct>, MlError> {
         let wt = ours::expand(self.ops, w)?;
-        ours::abt(self.ops, x, &wt)
+        match self.geometry.pipeline {
+            Pipeline::Ours(_) => ours::abt(self.ops, x, &wt),
+            Pipeline::Hetal => diag_abt(self.ops, x, &wt),
+        }
     }
 
     /// Validation (or test) logits `X·Wᵀ` for up to `batch` rows: what the server returns to
@@ -435,10 +533,73 @@ impl<'o, O: SoftmaxOps + Bootstrap> Trainer<'o, O> {
         let w = ensure_levels(
             self.ops,
             state.w.blocks().to_vec(),
-            step_levels(&self.geometry.weights) - 1,
+            step_levels(&self.geometry) - 1,
             "weights",
         )?;
         self.abt(x, &self.packed(w)?)
+    }
+
+    /// `factor·Eᵀ·X` in the weights' layout (its ciphertexts), landed exactly on `scale`, from
+    /// the blocks of `E = P − Y`. Ours: DiagATB in its cheapest period, merged into the
+    /// compact layout by masks that carry the factor and the landing; HETAL's: DiagATB, its
+    /// rows tiled, then landed.
+    fn gradient(
+        &self,
+        e_blocks: Vec<O::Ct>,
+        batch: &EncBatch<O::Ct>,
+        factor: f64,
+        scale: f64,
+    ) -> Result<Vec<O::Ct>, MlError> {
+        let (ops, g) = (self.ops, &self.geometry);
+        let x = &batch.features;
+        let tiled = |blocks| {
+            EncMatrix::from_blocks(
+                x.rows(),
+                g.classes,
+                g.shape,
+                Layout::ColTiled { period: g.padded },
+                blocks,
+            )
+        };
+        let grad = match g.pipeline {
+            Pipeline::Ours(plan) => {
+                let e =
+                    ensure_levels(ops, e_blocks, OURS_ATB_DEPTHS.0 + 1, "softmax errors P − Y")?;
+                let grad = ours::atb_with(ops, &tiled(e)?, x, plan)?;
+                let gscale = grad.blocks().first().ok_or(MlError::Empty)?.scale();
+                let mask_scale = scale * ops.prime(grad.level())? / gscale;
+                let grad =
+                    ours::repack_with(ops, &grad, g.weights.period(), factor, |values, level| {
+                        ops.encode_scaled(values, level, mask_scale)
+                    })?;
+                if grad.layout() != g.weights {
+                    return Err(MlError::DimensionMismatch {
+                        what: "gradient layout against the weights' (ciphertexts)",
+                        lhs: grad.layout().cts(),
+                        rhs: g.weights.cts(),
+                    });
+                }
+                grad.into_blocks()
+            }
+            Pipeline::Hetal => {
+                let level = e_blocks.iter().map(Leveled::level).min().unwrap_or(0);
+                let need = AtbVariant::for_levels(level, x.level()).depths(g.padded).0 + 1;
+                let e = tiled(ensure_levels(ops, e_blocks, need, "softmax errors P − Y")?)?;
+                let variant = AtbVariant::for_levels(e.level(), x.level());
+                let mut blocks = diag_atb(ops, &e, x, variant)?.into_blocks();
+                // Rows 0..c of each block column hold the gradient, zeros below: tiled to the
+                // s0/c copies of the weights' layout.
+                let stride = -((g.padded * g.shape.s1()) as i64);
+                for b in &mut blocks {
+                    rotate_sum(ops, b, stride, g.shape.s0() / g.padded)?;
+                }
+                blocks
+                    .iter()
+                    .map(|b| self.land(b, factor, scale))
+                    .collect::<Result<_, _>>()?
+            }
+        };
+        Ok(grad)
     }
 
     /// One Nesterov step on a mini-batch; returns the new state.
@@ -468,17 +629,12 @@ impl<'o, O: SoftmaxOps + Bootstrap> Trainer<'o, O> {
             .collect::<Result<Vec<_>, MlError>>()?;
         // Forward: logits and probabilities.
         let z = self.abt(&batch.features, &self.packed(look)?)?;
-        let p = softmax(ops, &z, SoftmaxAlgo::Ours)?;
+        let p = softmax(ops, &z, g.algo().softmax())?;
         // E = tile(P) − Y, Y landed on P's scale.
-        let steps = (g.shape.s1() / g.padded).trailing_zeros();
-        let stride = -(g.padded as i64);
         let mut e_blocks = Vec::with_capacity(p.blocks().len());
         for (pb, yb) in p.blocks().iter().zip(batch.labels.blocks()) {
             let mut t = pb.clone();
-            for s in 0..steps {
-                let r = ops.rotate(&t, stride << s)?;
-                ops.add_assign(&mut t, &r)?;
-            }
+            rotate_sum(ops, &mut t, -(g.padded as i64), g.shape.s1() / g.padded)?;
             let y = self.land(yb, 1.0, t.scale())?;
             let level = t.level().min(y.level());
             e_blocks.push(ops.sub(
@@ -486,37 +642,12 @@ impl<'o, O: SoftmaxOps + Bootstrap> Trainer<'o, O> {
                 &ops.drop_to_level(&y, level)?,
             )?);
         }
-        let e_blocks = ensure_levels(ops, e_blocks, OURS_ATB_DEPTHS.0 + 1, "softmax errors P − Y")?;
-        let e = EncMatrix::from_blocks(
-            rows,
-            g.classes,
-            g.shape,
-            Layout::ColTiled { period: g.padded },
-            e_blocks,
-        )?;
-        // Gradient, repacked into the weights' layout by masks that scale it by η/a and land
-        // it on V's scale.
-        let grad = ours::atb_with(ops, &e, &batch.features, g.atb)?;
+        // The gradient scaled by η/a and landed on V's scale.
         let scale = v.blocks().first().ok_or(MlError::Empty)?.scale();
-        let gscale = grad.blocks().first().ok_or(MlError::Empty)?.scale();
-        let mask_scale = scale * ops.prime(grad.level())? / gscale;
-        let grad = ours::repack_with(
-            ops,
-            &grad,
-            g.weights.period(),
-            self.lr / rows as f64,
-            |values, level| ops.encode_scaled(values, level, mask_scale),
-        )?;
-        if grad.layout() != g.weights {
-            return Err(MlError::DimensionMismatch {
-                what: "gradient layout against the weights' (ciphertexts)",
-                lhs: grad.layout().cts(),
-                rhs: g.weights.cts(),
-            });
-        }
+        let grad = self.gradient(e_blocks, batch, self.lr / rows as f64, scale)?;
         let mut new_v = Vec::with_capacity(mu_v.len());
         let mut new_w = Vec::with_capacity(mu_v.len());
-        for ((gl, mv), wb) in grad.blocks().iter().zip(&mu_v).zip(w.blocks()) {
+        for ((gl, mv), wb) in grad.iter().zip(&mu_v).zip(w.blocks()) {
             let level = gl.level().min(mv.level());
             let nv = ops.sub(
                 &ops.drop_to_level(mv, level)?,

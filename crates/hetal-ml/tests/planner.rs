@@ -1,10 +1,11 @@
-//! The level planner: bootstrapping placed by [`ensure_levels`] between the stages of our
-//! softmax, on the simulator (which checks every bootstrapped value against the circuit's
-//! bound) and encrypted at small N against the simulator.
+//! The level planner: bootstrapping placed by [`ensure_levels`] between the stages of both
+//! softmaxes, on the simulator (which checks every bootstrapped value against the circuit's
+//! bound).
 
 #![allow(clippy::unwrap_used, reason = "test fixtures")]
 
-use hetal_ml::softmax::{reference_softmax, softmax, softmax_errors, SoftmaxAlgo};
+use hetal_ml::softmax::{reference_softmax, softmax, softmax_depth, softmax_errors, SoftmaxAlgo};
+use hetal_ml::train::BOOT_BOUND;
 use hetal_ml::{
     ensure_levels, BlockShape, Bootstrap, EncMatrix, Layout, Leveled, MlError, SlotClient, SlotSim,
 };
@@ -97,5 +98,50 @@ fn softmax_runs_across_bootstraps_within_bounds() {
             "c = {c}: {boots} bootstraps"
         );
         eprintln!("c = {c}: {boots} bootstraps, max error {max_err:.2e}");
+    }
+}
+
+/// HETAL's softmax at 9 levels per bootstrap from logits with the one level of its first stage,
+/// under training's bound (every bootstrapped value checked): with all primes 2^40 the scales
+/// never drift, so the result is the straight circuit's (all levels up front) to rounding, and
+/// the bootstraps are about its depth over 9.
+#[test]
+fn hetal_softmax_runs_across_bootstraps_within_bounds() {
+    let mut rng = ChaCha20Rng::seed_from_u64(8);
+    for c in [2usize, 3, 10, 16] {
+        let s1 = 2 * c.next_power_of_two();
+        let shape = BlockShape::with_slots(SLOTS / s1, SLOTS).unwrap();
+        let x = Array2::from_shape_fn((shape.s0(), c), |_| rng.random_range(-128.0..=128.0));
+        let mut sim = SlotSim::uniform(SLOTS, 12, 40)
+            .with_bootstrapping(LEVELS_AFTER, BOOT_BOUND)
+            .unwrap();
+        let ex = EncMatrix::encrypt(&mut sim, &x, shape, Layout::Blocks, 1).unwrap();
+        let out = softmax(&sim, &ex, SoftmaxAlgo::Hetal)
+            .unwrap()
+            .decrypt(&sim)
+            .unwrap();
+        let depth = softmax_depth(c, SoftmaxAlgo::Hetal).unwrap();
+        let mut straight = SlotSim::uniform(SLOTS, depth, 40);
+        let ex = EncMatrix::encrypt(&mut straight, &x, shape, Layout::Blocks, depth).unwrap();
+        let expected = softmax(&straight, &ex, SoftmaxAlgo::Hetal)
+            .unwrap()
+            .decrypt(&straight)
+            .unwrap();
+        let diff = (&out - &expected)
+            .iter()
+            .fold(0.0f64, |m, e| m.max(e.abs()));
+        let (max_err, _) = softmax_errors(&out, &reference_softmax(&x));
+        let boots = sim.bootstraps();
+        eprintln!(
+            "HETAL c = {c}: {boots} bootstraps ({depth} levels), max error {max_err:.2e}, \
+             |bootstrapped − straight| ≤ {diff:.1e}"
+        );
+        assert!(diff < 1e-12, "c = {c}: {diff}");
+        // At least one per 9 levels of depth; at most two values refreshed per stage.
+        let boots_min = (depth as u64 - 1).div_ceil(LEVELS_AFTER as u64);
+        assert!(
+            (boots_min..=2 * boots_min + 2).contains(&boots),
+            "c = {c}: {boots} bootstraps"
+        );
     }
 }

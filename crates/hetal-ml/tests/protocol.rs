@@ -11,6 +11,7 @@
 use hetal_ml::data::{Dataset, Standardizer};
 use hetal_ml::plain::{self, TrainConfig};
 use hetal_ml::protocol::{Checkpoint, Client, Data, Decision, Model, Server, Setup, Validation};
+use hetal_ml::train::TrainAlgo;
 use hetal_ml::{SimCt, SlotSim};
 
 const SLOTS: usize = 1 << 12;
@@ -55,7 +56,8 @@ fn run_with(
 ) -> (plain::Model, Vec<plain::EpochMetrics>) {
     let wire = sim();
     let slots = wire.max_slots();
-    let (mut client, setup, enc) = Client::prepare(sim(), data, config, slots, LEVEL).unwrap();
+    let (mut client, setup, enc) =
+        Client::prepare(sim(), data, config, TrainAlgo::Ours, slots, LEVEL).unwrap();
     let setup = Setup::decode(&setup.encode()).unwrap();
     let geometry = setup.geometry().unwrap();
     let enc = Data::<SimCt>::decode(&enc.encode(&wire), &wire, &geometry).unwrap();
@@ -118,7 +120,8 @@ fn a_resumed_run_matches_an_uninterrupted_one() {
     let (uninterrupted, _) = run(&data, &config);
     // Kill after 7 steps (mid second epoch): keep only the last checkpoint's bytes.
     let wire = sim();
-    let (mut client, setup, enc) = Client::prepare(sim(), &data, &config, SLOTS, LEVEL).unwrap();
+    let (mut client, setup, enc) =
+        Client::prepare(sim(), &data, &config, TrainAlgo::Ours, SLOTS, LEVEL).unwrap();
     let (setup_b, data_b) = (setup.encode(), enc.encode(&wire));
     let geometry = setup.geometry().unwrap();
     let mut saved: Option<Vec<u8>> = None;
@@ -163,7 +166,8 @@ fn a_resumed_run_matches_an_uninterrupted_one() {
 fn damaged_messages_are_errors() {
     let data = scaled_digits();
     let wire = sim();
-    let (_, setup, enc) = Client::prepare(sim(), &data, &config(), SLOTS, LEVEL).unwrap();
+    let (_, setup, enc) =
+        Client::prepare(sim(), &data, &config(), TrainAlgo::Ours, SLOTS, LEVEL).unwrap();
     let geometry = setup.geometry().unwrap();
     let setup_b = setup.encode();
     for n in 0..setup_b.len() {
@@ -241,7 +245,7 @@ fn encrypted_protocol_on_digits_matches_its_twins() {
     let client_ops = CkksClient::new(sk, ChaCha20Rng::seed_from_u64(13));
 
     let (mut client, setup, enc) =
-        Client::prepare(client_ops, &data, &config, slots, LEVEL).unwrap();
+        Client::prepare(client_ops, &data, &config, TrainAlgo::Ours, slots, LEVEL).unwrap();
     let setup = Setup::decode(&setup.encode()).unwrap();
     let enc = Data::<Ciphertext>::decode(&enc.encode(&params), &params, &geometry).unwrap();
     let mut server = Server::new(server_ops, setup, enc).unwrap();

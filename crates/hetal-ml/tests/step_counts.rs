@@ -11,12 +11,12 @@
 )]
 
 use hetal_ckks::{presets, Params};
-use hetal_ml::train::{boot_params, Geometry, Trainer, BOOT_BOUND};
+use hetal_ml::train::{boot_params, Geometry, TrainAlgo, Trainer, BOOT_BOUND};
 use hetal_ml::{Bootstrap, CkksOps, SlotSim};
 use ndarray::Array2;
 
 /// Per step: bootstraps and ct×ct products.
-fn steps(a: usize, b: usize, c: usize, n: usize) -> Vec<(u64, u64)> {
+fn steps(a: usize, b: usize, c: usize, n: usize, algo: TrainAlgo) -> Vec<(u64, u64)> {
     let params = Params::new(presets::n16_boot()).unwrap();
     let level = params.max_level() - boot_params().depth();
     let sim = || {
@@ -25,9 +25,14 @@ fn steps(a: usize, b: usize, c: usize, n: usize) -> Vec<(u64, u64)> {
             .unwrap()
     };
     let (ops, mut client) = (sim(), sim());
-    let g = Geometry::new(params.max_slots(), b - 1, c, a).unwrap();
-    // One ciphertext each for the weights and the momentum: a refresh is one paired bootstrap.
-    assert_eq!(g.weights_layout().cts(), 1);
+    let g = Geometry::with_algo(params.max_slots(), b - 1, c, a, algo).unwrap();
+    // Ours: one ciphertext each for the weights and the momentum (a refresh is one paired
+    // bootstrap); HETAL's: one per block column.
+    let cts = match algo {
+        TrainAlgo::Ours => 1,
+        TrainAlgo::Hetal => b.div_ceil(params.max_slots() / a),
+    };
+    assert_eq!(g.weights_layout().cts(), cts);
     let x = Array2::from_shape_fn((a, b - 1), |(i, j)| {
         ((i * 7 + j * 13) % 17) as f64 / 8.5 - 1.0
     });
@@ -45,7 +50,7 @@ fn steps(a: usize, b: usize, c: usize, n: usize) -> Vec<(u64, u64)> {
 }
 
 fn check(a: usize, b: usize, c: usize, max_boots: &[u64], max_mults: u64) {
-    let got = steps(a, b, c, max_boots.len());
+    let got = steps(a, b, c, max_boots.len(), TrainAlgo::Ours);
     eprintln!("({a}, {b}, {c}): (bootstraps, ct×ct) per step {got:?}");
     for (&(boots, mults), &max) in got.iter().zip(max_boots) {
         assert!(
@@ -67,4 +72,20 @@ fn bootstraps_per_step_at_1024_65_10() {
 #[test]
 fn bootstraps_per_step_at_1024_769_16() {
     check(1024, 769, 16, &[6, 6, 7], 566);
+}
+
+/// HETAL's pipeline at (1024, 65, 10): its softmax's bootstraps (76 levels at n16-boot's 10
+/// per bootstrap; HETAL's "6–9 of the logits" and the values live beside them) plus, once the
+/// weights run out of levels, the refresh of their 3 block columns and the momentum's (3 paired
+/// bootstraps). Asserted exactly (the schedule is deterministic): 11, 11, 14 over three steps
+/// from a fresh state.
+#[test]
+fn hetal_bootstraps_per_step_at_1024_65_10() {
+    let got = steps(1024, 65, 10, 3, TrainAlgo::Hetal);
+    let ours = steps(1024, 65, 10, 3, TrainAlgo::Ours);
+    eprintln!("(1024, 65, 10): (bootstraps, ct×ct) per step: HETAL {got:?}, ours {ours:?}");
+    let boots: Vec<u64> = got.iter().map(|g| g.0).collect();
+    assert_eq!(boots, [11, 11, 14]);
+    // Ours, for comparison (asserted above as upper bounds).
+    assert!(ours.iter().zip(&boots).all(|(o, &h)| o.0 < h), "{ours:?}");
 }

@@ -240,7 +240,7 @@ pub fn reference_atb_cost(a: usize, b: usize, c: usize, shape: BlockShape) -> He
 
 /// `P += Rot(P, stride·2^l)` for `l < log2(count)`: every slot receives the sum of the `count`
 /// slots `stride` apart starting at it (cyclically). `log2(count)` rotations.
-fn rotate_sum<O: CkksOps>(
+pub(crate) fn rotate_sum<O: CkksOps>(
     ops: &O,
     p: &mut O::Ct,
     stride: i64,

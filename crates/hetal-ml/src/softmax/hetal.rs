@@ -2,18 +2,28 @@
 //! the repository's benchmark script), on ciphertexts and as a plaintext twin.
 //!
 //! See the [parent module](super) for the steps, their depth and the reference's accuracy.
+//!
+//! The encrypted softmax runs stage by stage under the level planner, so it needs only the one
+//! level of its first stage on a bootstrapping backend. Every value that may be bootstrapped
+//! stays below 2 in magnitude at the logits' scale: the scaled logits and the running max below
+//! 1/2, the comparisons below 1, `x − max` below 1 in units of `2·R_max`, and Goldschmidt's
+//! iterates, with `y` kept as `y/R` (`y` itself grows to `R/z ≤ R`; `z ≥ 1` up to the
+//! approximation since the approximate max is a convex combination of the logits). Within a
+//! domain-extension step values reach `k·κ·|t|` (about 80), so each step is one stage; the
+//! exponentials exceed 1 where the max is underestimated, so the exponential, its squarings and
+//! the row sum are one stage of 8 levels.
 
 use ndarray::{Array2, Axis};
 
 use super::kit::{
-    at_level, ceil_log2, class_mask, col0_mask, mask_rescale, masked_constant, mul_rescale,
-    numeric, one_like, one_minus, product_scale, re, window_rotations, window_sum, Primes,
+    ceil_log2, class_mask, col0_mask, mask_rescale, masked_constant, mul_rescale, numeric,
+    one_like, one_minus, product_scale, re, refresh, window_rotations, window_sum, Primes,
     SoftmaxOps,
 };
 use super::poly::{grid, landing_scale, monomial_roots, KLeaf, ProductPoly};
 use crate::error::MlError;
 use crate::matrix::BlockShape;
-use crate::ops::Leveled;
+use crate::ops::{ensure_levels, Bootstrap, Leveled};
 
 /// `R_max`: the supported input range is `[−R_max, R_max]`; inputs are scaled by `1/(2·R_max)`.
 pub const RMAX: f64 = 128.0;
@@ -160,7 +170,12 @@ impl Design {
 
 /// HETAL's softmax on one block (logits in the first `classes` columns of each row, zeros
 /// elsewhere). The output holds the probabilities in the class columns, zeros elsewhere.
-pub(crate) fn block<O: SoftmaxOps>(
+///
+/// Before each stage the level planner ([`refresh`], [`ensure_levels`]) gives the values it
+/// reads the levels it consumes, bootstrapping those short (see the module doc for their
+/// bounds); with levels enough nothing is bootstrapped or dropped, and the circuit is the
+/// straight one of [`depth`] levels.
+pub(crate) fn block<O: SoftmaxOps + Bootstrap>(
     ops: &O,
     x: &O::Ct,
     shape: BlockShape,
@@ -171,28 +186,39 @@ pub(crate) fn block<O: SoftmaxOps>(
     let e0 = col0_mask(shape, 1.0);
     let primes = Primes::new(ops);
     let target = x.scale();
+    let g_depth = design.g.depth(KLeaf::Const);
+    let f_depth = design.f_half.depth(KLeaf::Const);
     // 1. x/(2R) in the class columns, −1/2 in all others: ((x + R)·m) − 1/2 with m = 1/(2R) on
     //    the class columns and 0 elsewhere.
-    let shifted = ops.add_const(x, re(RMAX))?;
+    let x = refresh(ops, x.clone(), 1, "softmax logits")?;
+    let shifted = ops.add_const(&x, re(RMAX))?;
     let v = mask_rescale(ops, &shifted, &class_mask(shape, c, 0.5 / RMAX))?;
     let v = ops.add_const(&v, re(-0.5))?;
     // 2. Row max by log2(c_pad) rounds of max(a, Rot(a, 2^i)) = a·s + b·(1 − s),
     //    s = f(g(g(a − b)))/2 + 1/2; column 0 holds the max of columns 0..c_pad. In the last
     //    round a and b are masked to column 0 first (their path has 9 levels of slack), and
-    //    `vs` carries v to the scale of the result (noiseless ones).
+    //    `vs` carries v to the scale of the result (noiseless ones). `a` and `vs` share level
+    //    and scale: a round refreshes them together when its first comparison polynomial would
+    //    not fit, which also leaves `a` the 2 levels the last round's mask and product take.
     let mut a = v.clone();
     let mut vs = v;
     let rounds = ceil_log2(c_pad);
     for i in 0..rounds {
         let last = i + 1 == rounds;
+        let mut live =
+            ensure_levels(ops, vec![a, vs], g_depth, "softmax (HETAL) max round")?.into_iter();
+        a = live.next().ok_or(MlError::Empty)?;
+        vs = live.next().ok_or(MlError::Empty)?;
         let b = ops.rotate(&a, 1i64 << i)?;
         let r = ops.sub(&a, &b)?;
         let r = design.g.eval_ct(ops, &primes, &r, KLeaf::Const, target)?;
+        let r = refresh(ops, r, g_depth, "softmax (HETAL) comparison")?;
         let r = design.g.eval_ct(ops, &primes, &r, KLeaf::Const, target)?;
+        let r = refresh(ops, r, f_depth, "softmax (HETAL) comparison")?;
         let s = design
             .f_half
             .eval_ct(ops, &primes, &r, KLeaf::Const, target)?;
-        let s = ops.add_const(&s, re(0.5))?;
+        let s = refresh(ops, ops.add_const(&s, re(0.5))?, 1, "softmax (HETAL) max")?;
         let (a_in, b_in, v_in) = if last {
             (
                 mask_rescale(ops, &a, &e0)?,
@@ -212,6 +238,7 @@ pub(crate) fn block<O: SoftmaxOps>(
     let mut t = ops.sub(&vs, &mx)?;
     // 3. Domain extension (in units of 2·R_max): t ← t − k·t³ = (−k·t)·(t² − 1/k),
     //    k = 4·(2R_max)²/(27R²); the last one also multiplies by κ (the exponential's variable).
+    //    One stage (2 levels) per step.
     for (j, radius) in DOMAIN_EXTENSION.into_iter().enumerate() {
         let k = 4.0 * (2.0 * RMAX).powi(2) / (27.0 * radius * radius);
         let scale = if j + 1 == DOMAIN_EXTENSION.len() {
@@ -219,6 +246,7 @@ pub(crate) fn block<O: SoftmaxOps>(
         } else {
             1.0
         };
+        t = refresh(ops, t, 2, "softmax (HETAL) domain extension")?;
         let level = t.level();
         let quad = ops.add_const(&mul_rescale(ops, &t, &t)?, re(-1.0 / k))?;
         let unit = product_scale(&primes, (t.scale(), level), (1.0, level))?;
@@ -226,32 +254,49 @@ pub(crate) fn block<O: SoftmaxOps>(
         let lin = mul_rescale(ops, &t, &ops.constant(&t, -k * scale, l)?)?;
         t = mul_rescale(ops, &quad, &lin)?;
     }
-    // 4. exp ≈ p(x/8)^8.
+    // 4. exp ≈ p(x/8)^8. Where the max is underestimated (close logits blur it) the
+    //    exponentials exceed 1, by e^3 and more: they are never bootstrapped. The polynomial,
+    //    its squarings and the row sum's two levels are one stage, refreshed at its input u.
+    //    The last squaring's input, one level above the row sum, is the template of the row
+    //    sum's masked constant.
+    let t = refresh(
+        ops,
+        t,
+        design.exp.depth(KLeaf::Absorbed) + EXP_SQUARINGS + 2,
+        "softmax (HETAL) exponential",
+    )?;
     let mut e = design
         .exp
         .eval_ct(ops, &primes, &t, KLeaf::Absorbed, target)?;
-    for _ in 0..EXP_SQUARINGS {
+    for _ in 1..EXP_SQUARINGS {
         e = mul_rescale(ops, &e, &e)?;
     }
-    // The class mask and 1/R of the final product, early (no depth).
-    let e_out = mask_rescale(ops, &e, &class_mask(shape, c, 1.0 / INV_R))?;
+    let like = e;
+    let e = mul_rescale(ops, &like, &like)?;
     // 5. z = row sum over the classes; z/R masked to column 0 by a product with a noiseless
     //    masked constant (landing on `target`), then to every column of its row.
     let z = window_sum(ops, &e, c, 1)?;
-    let zl = z.level();
-    let l = landing_scale(&primes, std::slice::from_ref(&z), (1.0, zl), target)?;
-    let like = at_level(ops, x, zl + 1)?;
+    let l = landing_scale(&primes, std::slice::from_ref(&z), (1.0, z.level()), target)?;
     let m = masked_constant(ops, &like, &col0_mask(shape, 1.0), 1.0 / INV_R, l)?;
     let z = window_sum(ops, &mul_rescale(ops, &z, &m)?, shape.s1(), -1)?;
-    // 6. Goldschmidt: y = 2 − z/R, t = 1 − z/R; t ← t², y ← y·(1 + t).
-    let mut y = ops.add_const(&ops.neg(&z)?, re(2.0))?;
+    // 6. Goldschmidt: y = 2 − z/R, t = 1 − z/R; t ← t², y ← y·(1 + t). `y` is kept as y/R on
+    //    the class columns (the output's mask and 1/R, on y's slack before the first product).
+    let y = ops.add_const(&ops.neg(&z)?, re(2.0))?;
+    let mut y = mask_rescale(ops, &y, &class_mask(shape, c, 1.0 / INV_R))?;
     let mut tmp = one_minus(ops, &z)?;
     for _ in 0..INV_ITERS {
+        tmp = refresh(ops, tmp, 2, "softmax (HETAL) inverse")?;
         tmp = mul_rescale(ops, &tmp, &tmp)?;
+        y = refresh(ops, y, 1, "softmax (HETAL) inverse")?;
         y = mul_rescale(ops, &y, &ops.add_const(&tmp, re(1.0))?)?;
     }
     // 7. softmax = exp · y/R.
-    mul_rescale(ops, &e_out, &y)
+    let mut live = ensure_levels(ops, vec![e, y], 1, "softmax (HETAL) output")?.into_iter();
+    let (e, y) = (
+        live.next().ok_or(MlError::Empty)?,
+        live.next().ok_or(MlError::Empty)?,
+    );
+    mul_rescale(ops, &e, &y)
 }
 
 /// The rotations the encrypted softmax ([`super::softmax`]) uses for `classes` and rows of `s1` slots (sorted, deduplicated).

@@ -25,7 +25,7 @@ use num_complex::Complex64;
 
 use crate::error::MlError;
 use crate::matrix::BlockShape;
-use crate::ops::{CkksOps, Leveled};
+use crate::ops::{ensure_levels, Bootstrap, CkksOps, Leveled};
 use crate::{CkksBackend, SimCt, SimPt, SlotSim};
 
 /// What the softmaxes need beyond [`CkksOps`]: the primes, and noiseless constants of a chosen
@@ -213,6 +213,20 @@ pub(crate) fn masked_constant<O: SoftmaxOps>(
 ) -> Result<O::Ct, MlError> {
     let scaled: Vec<Complex64> = mask.iter().map(|m| m * value).collect();
     mask_rescale(ops, &ops.constant(like, 1.0, scale)?, &scaled)
+}
+
+/// The level planner on one value: `a` with at least `need` levels, bootstrapped if short (see
+/// [`ensure_levels`]); `stage` names it in errors.
+pub(crate) fn refresh<O: Bootstrap>(
+    ops: &O,
+    a: O::Ct,
+    need: usize,
+    stage: &'static str,
+) -> Result<O::Ct, MlError> {
+    ensure_levels(ops, vec![a], need, stage)?
+        .into_iter()
+        .next()
+        .ok_or(MlError::Empty)
 }
 
 /// `1 − a`.

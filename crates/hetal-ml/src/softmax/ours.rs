@@ -10,8 +10,8 @@ use ndarray::{Array2, Axis};
 use num_complex::Complex64;
 
 use super::kit::{
-    block_mask, ceil_log2, mask_rescale, mul_rescale, numeric, re, window_rotations, window_sum,
-    Primes, SoftmaxOps,
+    block_mask, ceil_log2, mask_rescale, mul_rescale, numeric, re, refresh, window_rotations,
+    window_sum, Primes, SoftmaxOps,
 };
 use super::poly::{grid, Cheb, KLeaf, ProductPoly};
 use crate::error::MlError;
@@ -358,11 +358,6 @@ struct StageDepths {
     normalize: usize,
 }
 
-/// The one value of a one-element vector.
-fn single<T>(v: Vec<T>) -> Result<T, MlError> {
-    v.into_iter().next().ok_or(MlError::Empty)
-}
-
 /// The sign of the leading coefficient of a Chebyshev series.
 fn unit_sign(p: &Cheb) -> f64 {
     p.coeffs.last().copied().unwrap_or(1.0).signum()
@@ -483,7 +478,7 @@ fn half<O: SoftmaxOps + Bootstrap>(
     //    ((x − PAD)·m) + σ_t·PAD with m = σ_t there and 0 elsewhere. One level.
     let m = block_mask(shape, |i, k| if active(i) && k < c { sigma } else { 0.0 });
     let e0 = block_mask(shape, |i, k| if active(i) && k == 0 { 1.0 } else { 0.0 });
-    let x = single(ensure_levels(ops, vec![x.clone()], 1, "softmax logits")?)?;
+    let x = refresh(ops, x.clone(), 1, "softmax logits")?;
     let v = mask_rescale(ops, &ops.add_const(&x, re(-PAD))?, &m)?;
     let v = ops.add_const(&v, re(sigma * PAD))?;
     // 2. The tournament: L̃ in column 0 (masked). Every value lands on the scale `target`, so
@@ -491,12 +486,7 @@ fn half<O: SoftmaxOps + Bootstrap>(
     //    what a round reads (the window and the partial window: one paired bootstrap).
     //    x in σ_e units is taken from the (refreshed) input of the first round.
     let power_of_two = c.is_power_of_two();
-    let mut w = single(ensure_levels(
-        ops,
-        vec![v],
-        depths.round,
-        "softmax tournament round",
-    )?)?;
+    let mut w = refresh(ops, v, depths.round, "softmax tournament round")?;
     let xs = ops.rescale(&ops.mul_const(&w, re(design.rho))?)?;
     let mut p: Option<O::Ct> = None;
     let mut result: Option<O::Ct> = None;
@@ -573,21 +563,11 @@ fn half<O: SoftmaxOps + Bootstrap>(
         .exp
         .eval_ct(ops, &primes, &t, KLeaf::Absorbed, target)?;
     for _ in 0..EXP_SQUARINGS {
-        y = single(ensure_levels(
-            ops,
-            vec![y],
-            1,
-            "softmax exponential squaring",
-        )?)?;
+        y = refresh(ops, y, 1, "softmax exponential squaring")?;
         y = mul_rescale(ops, &y, &y)?;
     }
     // 4. S in column 0, G(S) masked to column 0 (its K leaf), to the class columns; y·G(S).
-    let mut y = single(ensure_levels(
-        ops,
-        vec![y],
-        depths.normalize,
-        "softmax normalization",
-    )?)?;
+    let mut y = refresh(ops, y, depths.normalize, "softmax normalization")?;
     for _ in 0..design.y_doublings {
         y = ops.add(&y, &y)?;
     }
