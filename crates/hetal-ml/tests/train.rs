@@ -177,29 +177,8 @@ fn simulated_hetal_steps_follow_the_twin_and_plaintext_nesterov() {
 #[test]
 fn simulated_steps_follow_plaintext_nesterov() {
     let (x, labels) = digits();
-    let classes = 10;
-    let geometry = Geometry::new(SLOTS, x.ncols(), classes, BATCH).unwrap();
-    let mut sim = SlotSim::uniform(SLOTS, 12, 40)
-        .with_bootstrapping(9, 2.0)
-        .unwrap();
-    let steps = 4;
-    let batches: Vec<_> = (0..steps)
-        .map(|k| {
-            let xs = rows(&x, k).to_owned();
-            geometry
-                .encrypt_batch(&mut sim, &xs, &labels[k * BATCH..(k + 1) * BATCH], 9)
-                .unwrap()
-        })
-        .collect();
-    let mut state = geometry.encrypt_initial(&mut sim, 9).unwrap();
-    let trainer = Trainer::new(&sim, geometry, LR, MU).unwrap();
-    let mut boots = Vec::new();
-    for b in &batches {
-        let before = sim.bootstraps();
-        state = trainer.step(state, b).unwrap();
-        boots.push(sim.bootstraps() - before);
-    }
-    let w = state.w.decrypt(&sim).unwrap();
+    let (classes, steps) = (10, 4);
+    let (w, boots) = simulated_steps(TrainAlgo::Ours, steps);
     let expected = plain_steps(&x, &labels, classes, steps);
     let err = (&w - &expected).iter().fold(0.0f64, |m, e| m.max(e.abs()));
     let size = expected.iter().fold(0.0f64, |m, e| m.max(e.abs()));
