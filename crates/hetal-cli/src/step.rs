@@ -7,9 +7,11 @@
 //! operations inside bootstrapping when encrypted (they are evaluator operations), not on the
 //! simulator.
 //!
-//! The step measured is the second one: the first starts from freshly encrypted weights, which
-//! have every level, so it never shows the refresh (bootstrap) of the weights and the momentum
-//! that every later step pays.
+//! The steps measured start at the second one: the first starts from freshly encrypted
+//! weights, which have every level, so it never shows the refresh (bootstrap) of the weights
+//! and the momentum that later steps pay. A pipeline that refreshes only when its weights run
+//! out of levels (HETAL's tiled weights) pays it every few steps, so `--steps N` reports the
+//! mean over N consecutive steps, and each step's own figures.
 
 use anyhow::{bail, Context};
 use clap::Args;
@@ -45,6 +47,9 @@ pub struct StepArgs {
     /// Worker threads (0: all cores).
     #[arg(long, default_value_t = 0)]
     threads: usize,
+    /// Measured steps (after one unmeasured first step); the figures are their mean.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=64))]
+    steps: u64,
     /// Print one JSON line.
     #[arg(long)]
     json: bool,
@@ -59,8 +64,14 @@ struct Measured {
 }
 
 /// Encrypts a random batch and a random state, runs a first step unmeasured and measures the
-/// second.
-fn one_step<O, K>(ops: &O, client: &mut K, g: Geometry, level: usize) -> anyhow::Result<Measured>
+/// next `steps`, one by one.
+fn measure_steps<O, K>(
+    ops: &O,
+    client: &mut K,
+    g: Geometry,
+    level: usize,
+    steps: u64,
+) -> anyhow::Result<Vec<Measured>>
 where
     O: SoftmaxOps + Bootstrap,
     K: SlotClient<Ct = O::Ct>,
@@ -75,20 +86,34 @@ where
     let batch = g.encrypt_batch(client, &x, &labels, level)?;
     let state = g.encrypt_initial(client, level)?;
     let trainer = Trainer::new(ops, g, 1.0, 0.9)?;
-    let state = trainer.step(state, &batch)?;
-    let (cpu, wall, boots, counts) = (
-        ProcessTime::now(),
-        Instant::now(),
-        ops.bootstraps(),
-        ops.counts(),
-    );
-    trainer.step(state, &batch)?;
-    Ok(Measured {
-        cpu_s: cpu.elapsed().as_secs_f64(),
-        wall_s: wall.elapsed().as_secs_f64(),
-        bootstraps: ops.bootstraps() - boots,
-        counts: hetal_ml::counts_delta(&ops.counts(), &counts),
-    })
+    let mut state = trainer.step(state, &batch)?;
+    let mut measured = Vec::new();
+    for _ in 0..steps {
+        let (cpu, wall, boots, counts) = (
+            ProcessTime::now(),
+            Instant::now(),
+            ops.bootstraps(),
+            ops.counts(),
+        );
+        state = trainer.step(state, &batch)?;
+        measured.push(Measured {
+            cpu_s: cpu.elapsed().as_secs_f64(),
+            wall_s: wall.elapsed().as_secs_f64(),
+            bootstraps: ops.bootstraps() - boots,
+            counts: hetal_ml::counts_delta(&ops.counts(), &counts),
+        });
+    }
+    Ok(measured)
+}
+
+/// The mean of `total` over `n` steps: an integer when it is one, so that a single step's
+/// counts stay integers.
+fn mean(total: u64, n: usize) -> serde_json::Value {
+    if total % n as u64 == 0 {
+        json!(total / n as u64)
+    } else {
+        json!(total as f64 / n as f64)
+    }
 }
 
 /// Runs `hetal bench step`.
@@ -113,23 +138,40 @@ pub fn step(args: &StepArgs) -> anyhow::Result<()> {
     let m = if args.simulate {
         let sim = || SlotSim::from_params(&params).with_bootstrapping(level, BOOT_BOUND);
         let ops = sim()?;
-        one_step(&ops, &mut sim()?, g, level)?
+        measure_steps(&ops, &mut sim()?, g, level, args.steps)?
     } else {
         let sk = KeyGenerator::new(&params).gen_secret_key();
         let (ops, mut client, level) = crate::session::backends(&params, &g, sk)?;
-        one_step(&ops, &mut client, g, level)?
+        measure_steps(&ops, &mut client, g, level, args.steps)?
     };
-    let k = &m.counts;
+    let n = m.len();
+    let timed =
+        |f: fn(&Measured) -> f64| (!args.simulate).then(|| m.iter().map(f).sum::<f64>() / n as f64);
+    let total = |f: fn(&OpCounts) -> u64| mean(m.iter().map(|s| f(&s.counts)).sum(), n);
+    let per_step: Vec<_> = m
+        .iter()
+        .map(|s| {
+            json!({
+                "cpu_s": (!args.simulate).then_some(s.cpu_s),
+                "wall_s": (!args.simulate).then_some(s.wall_s),
+                "bootstraps": s.bootstraps,
+            })
+        })
+        .collect();
     let line = json!({
         "shape": args.shape, "algo": algo.to_string(), "preset": args.preset, "step": 2,
+        "steps": n,
         "mode": if args.simulate { "simulate" } else { "encrypted" },
         "threads": rayon::current_num_threads(),
-        "cpu_s": if args.simulate { None } else { Some(m.cpu_s) },
-        "wall_s": if args.simulate { None } else { Some(m.wall_s) },
-        "bootstraps": m.bootstraps,
-        "cmult": k.pt_mult + k.const_mult, "mult": k.ct_mult, "rot": k.rotations,
-        "keyswitch_full": k.keyswitch_full, "keyswitch_hoisted": k.keyswitch_hoisted,
-        "rescale": k.rescales, "conj": k.conjugations,
+        "cpu_s": timed(|s| s.cpu_s),
+        "wall_s": timed(|s| s.wall_s),
+        "bootstraps": mean(m.iter().map(|s| s.bootstraps).sum(), n),
+        "cmult": total(|k| k.pt_mult + k.const_mult), "mult": total(|k| k.ct_mult),
+        "rot": total(|k| k.rotations),
+        "keyswitch_full": total(|k| k.keyswitch_full),
+        "keyswitch_hoisted": total(|k| k.keyswitch_hoisted),
+        "rescale": total(|k| k.rescales), "conj": total(|k| k.conjugations),
+        "per_step": per_step,
     });
     if args.json {
         println!("{line}");
