@@ -53,16 +53,29 @@ pub struct BasisConverter {
 }
 
 impl BasisConverter {
-    /// Precomputes the conversion; the two bases must be disjoint, with at most 64 sources.
+    /// Precomputes the conversion; the two bases must be disjoint, and `k` sources of at most
+    /// `b` bits need `k + 2 < 2^(128 − 2b)` (up to 62 sources of 61 bits).
     ///
     /// # Errors
-    /// [`RingError::RepeatedPrime`] if a prime repeats.
+    /// [`RingError::RepeatedPrime`] if a prime repeats; [`RingError::ConversionTooWide`] for
+    /// too many or too large primes.
     pub fn new(from: &[Modulus], to: &[Modulus]) -> Result<Self, RingError> {
         let all: Vec<&Modulus> = from.iter().chain(to).collect();
         check_distinct(&all)?;
-        // Lazy accumulation of up to 64 products below 2^122 each stays below 2^128.
-        if from.len() > 64 {
-            return Err(RingError::RepeatedPrime { q: 0 });
+        // The sums are accumulated lazily: `k` products of residues, the overflow term `v·D`
+        // (v < k) and an offset must stay below 2^128.
+        let largest = all.iter().map(|m| m.value()).max().unwrap_or(0) as u128;
+        let terms = from.len() as u128 + 2;
+        if from.len() > kernels::MAX_TERMS
+            || largest
+                .checked_mul(largest)
+                .and_then(|p| p.checked_mul(terms))
+                .is_none()
+        {
+            return Err(RingError::ConversionTooWide {
+                sources: from.len(),
+                bits: 128 - largest.leading_zeros(),
+            });
         }
         let dhat = |i: usize, m: &Modulus| {
             from.iter()
@@ -455,16 +468,49 @@ mod tests {
     }
 
     #[test]
+    fn conversions_whose_sums_could_overflow_are_refused() {
+        let d = moduli(61, 63, &[]);
+        let avoid: Vec<u64> = d.iter().map(|m| m.value()).collect();
+        let t = moduli(61, 1, &avoid);
+        assert!(matches!(
+            BasisConverter::new(&d, &t),
+            Err(RingError::ConversionTooWide {
+                sources: 63,
+                bits: 61
+            })
+        ));
+        assert!(BasisConverter::new(&d[..60], &t).is_ok());
+    }
+
+    /// Narrow and wide sources and targets (two or three pieces in the split kernels), and
+    /// a length that crosses a block of the kernels.
+    #[test]
     fn mod_up_matches_big_integer_lift() {
         let mut rng = ChaCha20Rng::seed_from_u64(12);
-        let d = moduli(50, 4, &[]);
+        for (source_bits, target_bits, n, rounds) in [
+            (50, 45, 16, 50),
+            (60, 45, 16, 20),
+            (45, 61, 16, 20),
+            (58, 60, 300, 4),
+        ] {
+            mod_up_case(&mut rng, source_bits, target_bits, n, rounds);
+        }
+    }
+
+    fn mod_up_case(
+        rng: &mut ChaCha20Rng,
+        source_bits: u32,
+        target_bits: u32,
+        n: usize,
+        rounds: usize,
+    ) {
+        let d = moduli(source_bits, 4, &[]);
         let avoid: Vec<u64> = d.iter().map(|m| m.value()).collect();
-        let t = moduli(45, 5, &avoid);
+        let t = moduli(target_bits, 5, &avoid);
         let conv = BasisConverter::new(&d, &t).unwrap();
         let dq = big_product(&d);
-        let n = 16;
-        for _ in 0..50 {
-            let xs: Vec<BigInt> = (0..n).map(|_| random_big(&mut rng, &dq)).collect();
+        for _ in 0..rounds {
+            let xs: Vec<BigInt> = (0..n).map(|_| random_big(rng, &dq)).collect();
             let mut input = vec![0u64; 4 * n];
             for (c, x) in xs.iter().enumerate() {
                 for (i, r) in residues(x, &d).into_iter().enumerate() {
@@ -496,9 +542,16 @@ mod tests {
         let mut rng = ChaCha20Rng::seed_from_u64(13);
         let n = 32;
         let order = NttOrder::new(n).unwrap();
-        let keep_q = crate::primes::primes_below(45, n, 4, &[]).unwrap();
-        for drop_count in [1usize, 3] {
-            let drop_q = crate::primes::primes_below(50, n, drop_count, &keep_q).unwrap();
+        // Narrow and wide primes on either side (two or three pieces in the split kernels).
+        for (keep_bits, drop_bits, drop_count) in [
+            (45, 50, 1usize),
+            (45, 50, 3),
+            (58, 60, 3),
+            (40, 61, 2),
+            (60, 45, 2),
+        ] {
+            let keep_q = crate::primes::primes_below(keep_bits, n, 4, &[]).unwrap();
+            let drop_q = crate::primes::primes_below(drop_bits, n, drop_count, &keep_q).unwrap();
             let keep: Vec<Prime> = keep_q
                 .iter()
                 .map(|&q| Prime::new(q, &order).unwrap())

@@ -42,4 +42,12 @@ pub enum RingError {
         /// The repeated prime.
         q: u64,
     },
+    /// A basis conversion whose lazily accumulated sums could exceed 128 bits.
+    #[error("a conversion from {sources} primes of up to {bits} bits overflows its 128-bit sums")]
+    ConversionTooWide {
+        /// Number of source primes.
+        sources: usize,
+        /// Bits of the largest prime.
+        bits: u32,
+    },
 }
