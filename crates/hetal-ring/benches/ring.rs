@@ -5,7 +5,7 @@
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use hetal_ring::{
-    primes, sampling, BasisConverter, DivideAndRound, Modulus, NttOrder, Prime, RnsPoly,
+    kernels, primes, sampling, BasisConverter, DivideAndRound, Modulus, NttOrder, Prime, RnsPoly,
 };
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
@@ -49,6 +49,53 @@ fn ring_kernels(c: &mut Criterion) {
             x
         })
     });
+
+    // The primes of bootstrapping's levels (58 bits) and of a special modulus of 60-bit
+    // primes, as in `n16-boot`: a digit of 7 limbs extended to 21 + 7 (ModUp), and the
+    // special part divided out of 28 limbs (ModDown).
+    let wide = |bits, count, avoid: &[u64]| -> Vec<Prime> {
+        primes::primes_below(bits, n, count, avoid)
+            .unwrap()
+            .into_iter()
+            .map(|v| Prime::new(v, &order).unwrap())
+            .collect()
+    };
+    let qw = wide(58, 28, &[]);
+    let avoid: Vec<u64> = qw.iter().map(Prime::value).collect();
+    let pw = wide(60, 7, &avoid);
+    let qwm: Vec<Modulus> = qw.iter().map(|x| *x.modulus()).collect();
+    let pwm: Vec<Modulus> = pw.iter().map(|x| *x.modulus()).collect();
+    let targets: Vec<Modulus> = qwm[7..].iter().chain(&pwm).copied().collect();
+    let conv = BasisConverter::new(&qwm[..7], &targets).unwrap();
+    let digit = sampling::uniform(&mut rng, n, &qw[..7]);
+    let mut out = RnsPoly::zero(n, targets.len());
+    c.bench_function("ring/convert_wide_7_to_28/n16", |b| {
+        b.iter(|| conv.convert(digit.data(), &mut out))
+    });
+    let dr = DivideAndRound::new(&qwm, &pwm).unwrap();
+    let xq = sampling::uniform(&mut rng, n, &qw);
+    let xp = sampling::uniform(&mut rng, n, &pw);
+    c.bench_function("ring/mod_down_wide_7_to_28/n16", |b| {
+        b.iter(|| {
+            let mut x = xq.clone();
+            dr.apply_ntt(&mut x, &xp, &qw);
+            x
+        })
+    });
+
+    // Key switching's inner product on one limb: 4 digits, as `n16-boot`'s dnum.
+    for (name, m) in [("dot_4/narrow", qm[0]), ("dot_4/wide", pwm[0])] {
+        let x = sampling::uniform(
+            &mut rng,
+            n,
+            &vec![Prime::new(m.value(), &order).unwrap(); 8],
+        );
+        let terms: Vec<(&[u64], &[u64])> = (0..4).map(|i| (x.limb(i), x.limb(4 + i))).collect();
+        let mut out = vec![0u64; n];
+        c.bench_function(&format!("ring/{name}/n16"), |b| {
+            b.iter(|| kernels::dot_product(&terms, &m, &mut out))
+        });
+    }
 }
 
 criterion_group! {
