@@ -615,8 +615,10 @@ mod tests {
 
     use hetal_ckks::presets;
     use hetal_ml::plain;
+    use hetal_ml::train::TrainAlgo;
 
     use super::*;
+    use crate::matmul::Algo;
 
     fn write_data(dir: &Path, train_rows: usize) {
         std::fs::create_dir_all(dir).unwrap();
@@ -650,6 +652,39 @@ mod tests {
         }
     }
 
+    /// The client decides on the server's validation outputs, and the decision is delivered
+    /// to the server's directory.
+    fn decide_and_deliver(client: &Path, server: &Path, security: Security) {
+        let decide = DecideArgs {
+            client: client.to_path_buf(),
+            validation: server.join("validation.msg"),
+        };
+        decide_with(&decide, security).unwrap();
+        std::fs::copy(
+            client.join("outbox/decision.msg"),
+            server.join("decision.msg"),
+        )
+        .unwrap();
+    }
+
+    /// Keygen arguments for `epochs` epochs of one-batch steps of 128 rows with `algo`.
+    fn keygen_args(data: &Path, client: &Path, epochs: usize, algo: Algo) -> KeygenArgs {
+        KeygenArgs {
+            data: data.to_path_buf(),
+            client: client.to_path_buf(),
+            hyper: HyperArgs {
+                epochs,
+                batch_size: 128,
+                lr: 1.0,
+                patience: 3,
+                momentum: 0.9,
+                algo,
+            },
+            preset: "insecure-boot-test".into(),
+            threads: 0,
+        }
+    }
+
     /// The two-machine workflow at small N (insecure N = 2^12 set shaped like `n16-boot`), the
     /// roles exchanging only files: the model lands on exact plaintext training's, the
     /// server's directory never holds a piece of the secret key, a `hetal train` awaiting a
@@ -667,20 +702,7 @@ mod tests {
         write_data(&data, 128);
         let params = Params::new_insecure(presets::insecure_boot_test(12, 9)).unwrap();
         let security = Security::InsecureForTests;
-        let keygen = KeygenArgs {
-            data: data.clone(),
-            client: client.clone(),
-            hyper: HyperArgs {
-                epochs: 2,
-                batch_size: 128,
-                lr: 1.0,
-                patience: 3,
-                momentum: 0.9,
-                algo: crate::matmul::Algo::Ours,
-            },
-            preset: "insecure-boot-test".into(),
-            threads: 0,
-        };
+        let keygen = keygen_args(&data, &client, 2, Algo::Ours);
         keygen_with(&keygen, &params).unwrap();
         let again = keygen_with(&keygen, &params).unwrap_err().to_string();
         assert!(again.contains("already holds a secret key"), "{again}");
@@ -705,16 +727,7 @@ mod tests {
             Trained::Validation(1)
         );
         assert_eq!(train_with(&server, security).unwrap(), Trained::Awaiting(1));
-        let decide = DecideArgs {
-            client: client.clone(),
-            validation: server.join("validation.msg"),
-        };
-        decide_with(&decide, security).unwrap();
-        std::fs::copy(
-            client.join("outbox/decision.msg"),
-            server.join("decision.msg"),
-        )
-        .unwrap();
+        decide_and_deliver(&client, &server, security);
         // A damaged message is an error naming the file; the checkpoint is untouched.
         let ckpt = read(&server.join("checkpoint.msg")).unwrap();
         let data_msg = read(&server.join("data.msg")).unwrap();
@@ -733,12 +746,7 @@ mod tests {
         // The first epoch's decision, still in the server's directory, is stale: the server
         // awaits epoch 2.
         assert_eq!(train_with(&server, security).unwrap(), Trained::Awaiting(2));
-        decide_with(&decide, security).unwrap();
-        std::fs::copy(
-            client.join("outbox/decision.msg"),
-            server.join("decision.msg"),
-        )
-        .unwrap();
+        decide_and_deliver(&client, &server, security);
         assert!(matches!(
             train_with(&server, security).unwrap(),
             Trained::Model(_)
@@ -779,6 +787,69 @@ mod tests {
             train_with(&server, security).unwrap(),
             Trained::Model(_)
         ));
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+    /// The two-machine workflow with HETAL's algorithms (`hetal keygen --algo hetal`), one
+    /// epoch: the model the client decrypts is the simulator twin's (the same pipeline on the
+    /// slot simulator at the same primes and bootstrapping levels) to within what the
+    /// bootstraps' ≥ 15 bits of precision on values bounded by 2 allow (2·2⁻¹⁵ ≈ 6·10⁻⁵),
+    /// and the run records its algorithms.
+    #[test]
+    fn two_machines_train_with_hetal_algorithms_like_the_simulator() {
+        let root = std::env::temp_dir().join(format!("hetal-roles-hetal-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let (data, client, server, out) = (
+            root.join("data"),
+            root.join("client"),
+            root.join("server"),
+            root.join("out"),
+        );
+        write_data(&data, 128);
+        let params = Params::new_insecure(presets::insecure_boot_test(12, 9)).unwrap();
+        let security = Security::InsecureForTests;
+        let keygen = keygen_args(&data, &client, 1, Algo::Hetal);
+        keygen_with(&keygen, &params).unwrap();
+        encrypt_with(&client, security).unwrap();
+        copy(&client.join("outbox"), &server);
+        assert_eq!(
+            train_with(&server, security).unwrap(),
+            Trained::Validation(1)
+        );
+        decide_and_deliver(&client, &server, security);
+        assert!(matches!(
+            train_with(&server, security).unwrap(),
+            Trained::Model(_)
+        ));
+        decrypt_model_with(
+            &DecryptModelArgs {
+                client: client.clone(),
+                model: server.join("model.msg"),
+                out: out.clone(),
+            },
+            security,
+        )
+        .unwrap();
+
+        let mut reference = Dataset::load_dir(&data).unwrap();
+        scale(&mut reference);
+        let (twin, _) = crate::session::simulate_at(
+            &reference,
+            &keygen.hyper.config(),
+            TrainAlgo::Hetal,
+            &params,
+            &root.join("twin"),
+        )
+        .unwrap();
+        let weights =
+            Array2::<f64>::read_npy(std::fs::File::open(out.join("weights.npy")).unwrap()).unwrap();
+        let diff = (&weights - &twin.weights)
+            .iter()
+            .fold(0.0f64, |m, e| m.max(e.abs()));
+        eprintln!("|W_enc − W_sim| = {diff:e}");
+        assert!(diff < 6e-5, "|W_enc − W_sim| = {diff}");
+        let metrics: serde_json::Value =
+            serde_json::from_slice(&read(&out.join("metrics.json")).unwrap()).unwrap();
+        assert_eq!(metrics["algo"], "hetal");
         std::fs::remove_dir_all(&root).unwrap();
     }
 }

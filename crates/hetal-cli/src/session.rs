@@ -284,12 +284,23 @@ pub fn simulate(
     preset: &str,
     out: &Path,
 ) -> anyhow::Result<(PlainModel, RunReport)> {
-    let params = preset_params(preset)?;
-    let level = data_level(&params)?;
-    let sim = || SlotSim::from_params(&params).with_bootstrapping(level, BOOT_BOUND);
+    simulate_at(data, config, algo, &preset_params(preset)?, out)
+}
+
+/// [`simulate`] with the primes and bootstrapping levels of `params` (the twin of an
+/// encrypted run at any parameters, test sets included).
+pub fn simulate_at(
+    data: &Dataset,
+    config: &TrainConfig,
+    algo: TrainAlgo,
+    params: &Params,
+    out: &Path,
+) -> anyhow::Result<(PlainModel, RunReport)> {
+    let level = data_level(params)?;
+    let sim = || SlotSim::from_params(params).with_bootstrapping(level, BOOT_BOUND);
     let dir = run_dir(&out.join("simulate"))?;
     let ctx = sim()?;
-    let setup = setup_of(data, config, algo, &params);
+    let setup = setup_of(data, config, algo, params);
     let (mut client, mut server) = start(data, &setup, level, &dir, sim()?, sim()?, &ctx)?;
     drive(&mut client, &mut server, &ctx, &dir, config.epochs)
 }
