@@ -300,20 +300,29 @@ impl SlotSim {
         Ok(())
     }
 
-    fn check_pair(a: &SimCt, b: &SimCt) -> Result<(), CkksError> {
-        if a.level != b.level {
+    /// Operands of a slot-wise product: one level, one slot count (scales may differ).
+    fn check_aligned(
+        (a_level, a_slots): (usize, usize),
+        (b_level, b_slots): (usize, usize),
+    ) -> Result<(), CkksError> {
+        if a_level != b_level {
             return Err(CkksError::LevelMismatch {
-                lhs: a.level,
-                rhs: b.level,
+                lhs: a_level,
+                rhs: b_level,
             });
         }
+        Self::check_slots(a_slots, b_slots)
+    }
+
+    fn check_pair(a: &SimCt, b: &SimCt) -> Result<(), CkksError> {
+        Self::check_aligned((a.level, a.values.len()), (b.level, b.values.len()))?;
         if (a.scale - b.scale).abs() > SCALE_TOLERANCE * a.scale.abs().max(b.scale.abs()) {
             return Err(CkksError::ScaleMismatch {
                 lhs_log2: a.scale.log2(),
                 rhs_log2: b.scale.log2(),
             });
         }
-        Self::check_slots(a.values.len(), b.values.len())
+        Ok(())
     }
 
     fn check_slots(a: usize, b: usize) -> Result<(), CkksError> {
@@ -412,13 +421,7 @@ impl CkksOps for SlotSim {
         let product = |&(x, y): &(&SimCt, &SimCt)| -> Result<SimCt, CkksError> {
             self.check_ct(x)?;
             self.check_ct(y)?;
-            if x.level != y.level {
-                return Err(CkksError::LevelMismatch {
-                    lhs: x.level,
-                    rhs: y.level,
-                });
-            }
-            Self::check_slots(x.values.len(), y.values.len())?;
+            Self::check_aligned((x.level, x.values.len()), (y.level, y.values.len()))?;
             let mut p = x.clone();
             Self::zip_assign(&mut p, y, |u, v| *u *= v);
             p.scale = x.scale * y.scale;
@@ -446,13 +449,7 @@ impl CkksOps for SlotSim {
 
     fn mul_plain(&self, a: &SimCt, p: &SimPt) -> Result<SimCt, CkksError> {
         self.check_ct(a)?;
-        if a.level != p.level {
-            return Err(CkksError::LevelMismatch {
-                lhs: a.level,
-                rhs: p.level,
-            });
-        }
-        Self::check_slots(a.values.len(), p.values.len())?;
+        Self::check_aligned((a.level, a.values.len()), (p.level, p.values.len()))?;
         let mut out = a.clone();
         out.values
             .iter_mut()
