@@ -181,40 +181,38 @@ impl BasisConverter {
             let mut acc = [0u128; BLOCK];
             let (mut ll, mut mid, mut hh) = ([0u64; BLOCK], [0u64; BLOCK], [0u64; BLOCK]);
             for (j, o) in outs {
-                let (t, row) = (&self.to[j], &self.dhat_mod_t[j]);
-                let offset = self.offset.get(j).map_or(0, |&c| c as u128);
                 let acc = &mut acc[..len];
+                let row = &self.dhat_mod_t[j];
                 if self.narrow {
                     let (ll, mid, hh) = (&mut ll[..len], &mut mid[..len], &mut hh[..len]);
                     pulp::Arch::new().dispatch(|| kernels::split_mac(&ys, row, ll, mid, hh));
                     for (((a, &l), &m), &h) in
                         acc.iter_mut().zip(ll.iter()).zip(mid.iter()).zip(hh.iter())
                     {
-                        *a = kernels::recombine(l, m, h) + offset;
+                        *a = kernels::recombine(l, m, h);
                     }
                 } else {
-                    // Scalar 64×64→128-bit products, each residue's sum kept in registers.
-                    for (c, a) in acc.iter_mut().enumerate() {
-                        *a = ys
-                            .iter()
-                            .zip(row)
-                            .fold(offset, |s, (yi, &r)| s + yi[c] as u128 * r as u128);
+                    acc.fill(0);
+                    for (yi, &r) in ys.iter().zip(row) {
+                        let r = r as u128;
+                        acc.iter_mut()
+                            .zip(yi.iter())
+                            .for_each(|(a, &x)| *a += x as u128 * r);
                     }
                 }
-                // Take off the overflow v·D and reduce, in one pass.
-                match v {
-                    Some(v) => {
-                        let neg_d = self.neg_d_mod_t[j] as u128;
-                        for ((o, &a), &v) in o.iter_mut().zip(acc.iter()).zip(v) {
-                            *o = t.reduce_u128(a + v as u128 * neg_d);
-                        }
-                    }
-                    None => {
-                        for (o, &a) in o.iter_mut().zip(acc.iter()) {
-                            *o = t.reduce_u128(a);
-                        }
-                    }
+                if let Some(v) = v {
+                    let neg_d = self.neg_d_mod_t[j] as u128;
+                    acc.iter_mut()
+                        .zip(v)
+                        .for_each(|(a, &v)| *a += v as u128 * neg_d);
                 }
+                if let Some(&c) = self.offset.get(j) {
+                    acc.iter_mut().for_each(|a| *a += c as u128);
+                }
+                let t = &self.to[j];
+                o.iter_mut()
+                    .zip(acc.iter())
+                    .for_each(|(o, &a)| *o = t.reduce_u128(a));
             }
         });
     }

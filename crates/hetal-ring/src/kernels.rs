@@ -74,21 +74,9 @@ fn split_mac_pointwise(x: &[u64], w: &[u64], ll: &mut [u64], mid: &mut [u64], hh
 pub fn dot_product(terms: &[(&[u64], &[u64])], m: &Modulus, out: &mut [u64]) {
     const BLOCK: usize = 256;
     if m.value() >= NARROW_BOUND {
-        // Wide primes: scalar 64×64→128-bit products, term by term over a block kept in L1.
-        let mut acc = [0u128; BLOCK];
-        for (b, o) in out.chunks_mut(BLOCK).enumerate() {
-            let (start, len) = (b * BLOCK, o.len());
-            let acc = &mut acc[..len];
-            acc.fill(0);
-            for (x, w) in terms {
-                let (x, w) = (&x[start..start + len], &w[start..start + len]);
-                for ((a, &x), &w) in acc.iter_mut().zip(x).zip(w) {
-                    *a += x as u128 * w as u128;
-                }
-            }
-            for (o, &a) in o.iter_mut().zip(acc.iter()) {
-                *o = m.reduce_u128(a);
-            }
+        for (c, o) in out.iter_mut().enumerate() {
+            let acc: u128 = terms.iter().map(|(x, w)| x[c] as u128 * w[c] as u128).sum();
+            *o = m.reduce_u128(acc);
         }
         return;
     }
