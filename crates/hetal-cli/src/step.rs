@@ -147,7 +147,7 @@ pub fn step(args: &StepArgs) -> anyhow::Result<()> {
     let n = m.len();
     let timed =
         |f: fn(&Measured) -> f64| (!args.simulate).then(|| m.iter().map(f).sum::<f64>() / n as f64);
-    let total = |f: fn(&OpCounts) -> u64| mean(m.iter().map(|s| f(&s.counts)).sum(), n);
+    let mean_count = |f: fn(&OpCounts) -> u64| mean(m.iter().map(|s| f(&s.counts)).sum(), n);
     let per_step: Vec<_> = m
         .iter()
         .map(|s| {
@@ -166,11 +166,11 @@ pub fn step(args: &StepArgs) -> anyhow::Result<()> {
         "cpu_s": timed(|s| s.cpu_s),
         "wall_s": timed(|s| s.wall_s),
         "bootstraps": mean(m.iter().map(|s| s.bootstraps).sum(), n),
-        "cmult": total(|k| k.pt_mult + k.const_mult), "mult": total(|k| k.ct_mult),
-        "rot": total(|k| k.rotations),
-        "keyswitch_full": total(|k| k.keyswitch_full),
-        "keyswitch_hoisted": total(|k| k.keyswitch_hoisted),
-        "rescale": total(|k| k.rescales), "conj": total(|k| k.conjugations),
+        "cmult": mean_count(|k| k.pt_mult + k.const_mult), "mult": mean_count(|k| k.ct_mult),
+        "rot": mean_count(|k| k.rotations),
+        "keyswitch_full": mean_count(|k| k.keyswitch_full),
+        "keyswitch_hoisted": mean_count(|k| k.keyswitch_hoisted),
+        "rescale": mean_count(|k| k.rescales), "conj": mean_count(|k| k.conjugations),
         "per_step": per_step,
     });
     if args.json {
