@@ -467,20 +467,16 @@ impl Evaluator {
             .ok_or(CkksError::NoOperands("a sum of products"))?;
         let scale = a.scale * b.scale;
         for &(x, y) in pairs {
-            self.check_ct(x)?;
-            self.check_ct(y)?;
-            if x.level() != a.level() || y.level() != a.level() {
-                return Err(CkksError::LevelMismatch {
-                    lhs: a.level(),
-                    rhs: if x.level() != a.level() {
-                        x.level()
-                    } else {
-                        y.level()
-                    },
-                });
+            for z in [x, y] {
+                self.check_ct(z)?;
+                if z.level() != a.level() {
+                    return Err(CkksError::LevelMismatch {
+                        lhs: a.level(),
+                        rhs: z.level(),
+                    });
+                }
+                Self::check_slots(a.slots, z.slots)?;
             }
-            Self::check_slots(a.slots, x.slots)?;
-            Self::check_slots(a.slots, y.slots)?;
             self.check_pair(a.level(), scale, a.level(), x.scale * y.scale)?;
         }
         let rlk = self.keys.relin.as_ref().ok_or(CkksError::MissingRelinKey)?;
