@@ -612,6 +612,7 @@ mod tests {
 
     use ndarray::{Array2, Axis, Slice};
     use ndarray_npy::WriteNpyExt;
+    use serde_json::Value;
 
     use hetal_ckks::presets;
     use hetal_ml::plain;
@@ -685,24 +686,72 @@ mod tests {
         }
     }
 
+    /// A fresh directory `root` for a two-machine test, with `data` (128 training rows of the
+    /// digits), and the paths of the client's, the server's and the output directories.
+    struct Machines {
+        root: PathBuf,
+        data: PathBuf,
+        client: PathBuf,
+        server: PathBuf,
+        out: PathBuf,
+    }
+
+    impl Machines {
+        fn new(name: &str) -> Self {
+            let root = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&root);
+            let dir = |d: &str| root.join(d);
+            let m = Self {
+                data: dir("data"),
+                client: dir("client"),
+                server: dir("server"),
+                out: dir("out"),
+                root,
+            };
+            write_data(&m.data, 128);
+            m
+        }
+
+        /// The data, standardized as the client does.
+        fn scaled_data(&self) -> Dataset {
+            let mut d = Dataset::load_dir(&self.data).unwrap();
+            scale(&mut d);
+            d
+        }
+
+        /// The client decrypts the server's model into `out`: the largest difference of its
+        /// weights from `reference`, and the run's `metrics.json`.
+        fn decrypt_model(&self, security: Security, reference: &Array2<f64>) -> (f64, Value) {
+            decrypt_model_with(
+                &DecryptModelArgs {
+                    client: self.client.clone(),
+                    model: self.server.join("model.msg"),
+                    out: self.out.clone(),
+                },
+                security,
+            )
+            .unwrap();
+            let file = std::fs::File::open(self.out.join("weights.npy")).unwrap();
+            let weights = Array2::<f64>::read_npy(file).unwrap();
+            let diff = (&weights - reference)
+                .iter()
+                .fold(0.0f64, |m, e| m.max(e.abs()));
+            let metrics = serde_json::from_slice(&read(&self.out.join("metrics.json")).unwrap());
+            (diff, metrics.unwrap())
+        }
+    }
+
     /// The two-machine workflow at small N (insecure N = 2^12 set shaped like `n16-boot`), the
     /// roles exchanging only files: the model lands on exact plaintext training's, the
     /// server's directory never holds a piece of the secret key, a `hetal train` awaiting a
     /// decision does not train again, and damaged files are errors.
     #[test]
     fn two_machines_train_through_files_like_plaintext() {
-        let root = std::env::temp_dir().join(format!("hetal-roles-test-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&root);
-        let (data, client, server, out) = (
-            root.join("data"),
-            root.join("client"),
-            root.join("server"),
-            root.join("out"),
-        );
-        write_data(&data, 128);
+        let m = Machines::new("hetal-roles-test");
+        let (data, client, server) = (&m.data, &m.client, &m.server);
         let params = Params::new_insecure(presets::insecure_boot_test(12, 9)).unwrap();
         let security = Security::InsecureForTests;
-        let keygen = keygen_args(&data, &client, 2, Algo::Ours);
+        let keygen = keygen_args(data, client, 2, Algo::Ours);
         keygen_with(&keygen, &params).unwrap();
         let again = keygen_with(&keygen, &params).unwrap_err().to_string();
         assert!(again.contains("already holds a secret key"), "{again}");
@@ -712,22 +761,22 @@ mod tests {
             Security::Checked
         )
         .is_err());
-        encrypt_with(&client, security).unwrap();
-        copy(&client.join("outbox"), &server);
+        encrypt_with(client, security).unwrap();
+        copy(&client.join("outbox"), server);
 
         let secret = read(&client.join("secret.key")).unwrap();
         let needle = &secret[secret.len() / 2..secret.len() / 2 + 64];
-        for e in std::fs::read_dir(&server).unwrap() {
+        for e in std::fs::read_dir(server).unwrap() {
             let bytes = read(&e.unwrap().path()).unwrap();
             assert!(!bytes.windows(64).any(|w| w == needle));
         }
 
         assert_eq!(
-            train_with(&server, security).unwrap(),
+            train_with(server, security).unwrap(),
             Trained::Validation(1)
         );
-        assert_eq!(train_with(&server, security).unwrap(), Trained::Awaiting(1));
-        decide_and_deliver(&client, &server, security);
+        assert_eq!(train_with(server, security).unwrap(), Trained::Awaiting(1));
+        decide_and_deliver(client, server, security);
         // A damaged message is an error naming the file; the checkpoint is untouched.
         let ckpt = read(&server.join("checkpoint.msg")).unwrap();
         let data_msg = read(&server.join("data.msg")).unwrap();
@@ -735,44 +784,26 @@ mod tests {
         let mid = bytes.len() / 2;
         bytes[mid] ^= 1;
         std::fs::write(server.join("data.msg"), &bytes).unwrap();
-        let err = format!("{:#}", train_with(&server, security).unwrap_err());
+        let err = format!("{:#}", train_with(server, security).unwrap_err());
         assert!(err.contains("data.msg"), "{err}");
         assert_eq!(read(&server.join("checkpoint.msg")).unwrap(), ckpt);
         std::fs::write(server.join("data.msg"), &data_msg).unwrap();
         assert_eq!(
-            train_with(&server, security).unwrap(),
+            train_with(server, security).unwrap(),
             Trained::Validation(2)
         );
         // The first epoch's decision, still in the server's directory, is stale: the server
         // awaits epoch 2.
-        assert_eq!(train_with(&server, security).unwrap(), Trained::Awaiting(2));
-        decide_and_deliver(&client, &server, security);
+        assert_eq!(train_with(server, security).unwrap(), Trained::Awaiting(2));
+        decide_and_deliver(client, server, security);
         assert!(matches!(
-            train_with(&server, security).unwrap(),
+            train_with(server, security).unwrap(),
             Trained::Model(_)
         ));
-        decrypt_model_with(
-            &DecryptModelArgs {
-                client: client.clone(),
-                model: server.join("model.msg"),
-                out: out.clone(),
-            },
-            security,
-        )
-        .unwrap();
-
         // The reference: exact training on the same scaled data (the same best epoch).
-        let mut reference = Dataset::load_dir(&data).unwrap();
-        scale(&mut reference);
-        let (exact, _) = plain::train(&reference, &keygen.hyper.config()).unwrap();
-        let weights =
-            Array2::<f64>::read_npy(std::fs::File::open(out.join("weights.npy")).unwrap()).unwrap();
-        let diff = (&weights - &exact.weights)
-            .iter()
-            .fold(0.0f64, |m, e| m.max(e.abs()));
+        let (exact, _) = plain::train(&m.scaled_data(), &keygen.hyper.config()).unwrap();
+        let (diff, metrics) = m.decrypt_model(security, &exact.weights);
         assert!(diff < 1e-3, "|W_enc − W_plain| = {diff}");
-        let metrics: serde_json::Value =
-            serde_json::from_slice(&read(&out.join("metrics.json")).unwrap()).unwrap();
         let acc = &metrics["test_accuracy"];
         let (enc, plain) = (
             acc["encrypted"].as_f64().unwrap(),
@@ -784,11 +815,12 @@ mod tests {
         // Once over, the model is rewritten from the checkpoint alone: no keys are read.
         std::fs::remove_file(server.join("eval.keys")).unwrap();
         assert!(matches!(
-            train_with(&server, security).unwrap(),
+            train_with(server, security).unwrap(),
             Trained::Model(_)
         ));
-        std::fs::remove_dir_all(&root).unwrap();
+        std::fs::remove_dir_all(&m.root).unwrap();
     }
+
     /// The two-machine workflow with HETAL's algorithms (`hetal keygen --algo hetal`), one
     /// epoch: the model the client decrypts is the simulator twin's (the same pipeline on the
     /// slot simulator at the same primes and bootstrapping levels) to within what the
@@ -796,60 +828,35 @@ mod tests {
     /// and the run records its algorithms.
     #[test]
     fn two_machines_train_with_hetal_algorithms_like_the_simulator() {
-        let root = std::env::temp_dir().join(format!("hetal-roles-hetal-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&root);
-        let (data, client, server, out) = (
-            root.join("data"),
-            root.join("client"),
-            root.join("server"),
-            root.join("out"),
-        );
-        write_data(&data, 128);
+        let m = Machines::new("hetal-roles-hetal");
+        let (data, client, server) = (&m.data, &m.client, &m.server);
         let params = Params::new_insecure(presets::insecure_boot_test(12, 9)).unwrap();
         let security = Security::InsecureForTests;
-        let keygen = keygen_args(&data, &client, 1, Algo::Hetal);
+        let keygen = keygen_args(data, client, 1, Algo::Hetal);
         keygen_with(&keygen, &params).unwrap();
-        encrypt_with(&client, security).unwrap();
-        copy(&client.join("outbox"), &server);
+        encrypt_with(client, security).unwrap();
+        copy(&client.join("outbox"), server);
         assert_eq!(
-            train_with(&server, security).unwrap(),
+            train_with(server, security).unwrap(),
             Trained::Validation(1)
         );
-        decide_and_deliver(&client, &server, security);
+        decide_and_deliver(client, server, security);
         assert!(matches!(
-            train_with(&server, security).unwrap(),
+            train_with(server, security).unwrap(),
             Trained::Model(_)
         ));
-        decrypt_model_with(
-            &DecryptModelArgs {
-                client: client.clone(),
-                model: server.join("model.msg"),
-                out: out.clone(),
-            },
-            security,
-        )
-        .unwrap();
-
-        let mut reference = Dataset::load_dir(&data).unwrap();
-        scale(&mut reference);
         let (twin, _) = crate::session::simulate_at(
-            &reference,
+            &m.scaled_data(),
             &keygen.hyper.config(),
             TrainAlgo::Hetal,
             &params,
-            &root.join("twin"),
+            &m.root.join("twin"),
         )
         .unwrap();
-        let weights =
-            Array2::<f64>::read_npy(std::fs::File::open(out.join("weights.npy")).unwrap()).unwrap();
-        let diff = (&weights - &twin.weights)
-            .iter()
-            .fold(0.0f64, |m, e| m.max(e.abs()));
+        let (diff, metrics) = m.decrypt_model(security, &twin.weights);
         eprintln!("|W_enc − W_sim| = {diff:e}");
         assert!(diff < 6e-5, "|W_enc − W_sim| = {diff}");
-        let metrics: serde_json::Value =
-            serde_json::from_slice(&read(&out.join("metrics.json")).unwrap()).unwrap();
         assert_eq!(metrics["algo"], "hetal");
-        std::fs::remove_dir_all(&root).unwrap();
+        std::fs::remove_dir_all(&m.root).unwrap();
     }
 }
