@@ -297,7 +297,7 @@ pub fn simulate_at(
     out: &Path,
 ) -> anyhow::Result<(PlainModel, RunReport)> {
     let level = data_level(params)?;
-    let sim = || SlotSim::from_params(params).with_bootstrapping(level, BOOT_BOUND);
+    let sim = || simulator(params, level);
     let dir = run_dir(&out.join("simulate"))?;
     let ctx = sim()?;
     let setup = setup_of(data, config, algo, params);
@@ -308,6 +308,12 @@ pub fn simulate_at(
 pub fn preset_params(preset: &str) -> anyhow::Result<Params> {
     let lit = presets::by_name(preset).with_context(|| format!("unknown preset {preset}"))?;
     Ok(Params::new(lit)?)
+}
+
+/// The slot simulator at the primes of `params`, bootstrapping back to `level` with the
+/// training circuit's bound.
+pub fn simulator(params: &Params, level: usize) -> anyhow::Result<SlotSim> {
+    Ok(SlotSim::from_params(params).with_bootstrapping(level, BOOT_BOUND)?)
 }
 
 /// The level data is encrypted at: where bootstrapping with [`boot_params`] returns.

@@ -24,8 +24,8 @@ use std::time::Instant;
 
 use hetal_ckks::{presets, KeyGenerator, OpCounts};
 use hetal_ml::softmax::SoftmaxOps;
-use hetal_ml::train::{boot_params, Geometry, Trainer, BOOT_BOUND};
-use hetal_ml::{Bootstrap, Leveled, SlotClient, SlotSim};
+use hetal_ml::train::{Geometry, Trainer};
+use hetal_ml::{Bootstrap, Leveled, SlotClient};
 
 use crate::matmul::Algo;
 
@@ -134,9 +134,9 @@ pub fn step(args: &StepArgs) -> anyhow::Result<()> {
     let params = crate::session::preset_params(&args.preset)?;
     let algo = args.algo.train();
     let g = Geometry::with_algo(params.max_slots(), b - 1, c, a, algo)?;
-    let level = params.max_level() - boot_params().depth();
     let m = if args.simulate {
-        let sim = || SlotSim::from_params(&params).with_bootstrapping(level, BOOT_BOUND);
+        let level = crate::session::data_level(&params)?;
+        let sim = || crate::session::simulator(&params, level);
         let ops = sim()?;
         measure_steps(&ops, &mut sim()?, g, level, args.steps)?
     } else {
