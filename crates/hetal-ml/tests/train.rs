@@ -180,8 +180,8 @@ fn simulated_steps_follow_plaintext_nesterov() {
     let (classes, steps) = (10, 4);
     let (w, boots) = simulated_steps(TrainAlgo::Ours, steps);
     let expected = plain_steps(&x, &labels, classes, steps);
-    let err = (&w - &expected).iter().fold(0.0f64, |m, e| m.max(e.abs()));
-    let size = expected.iter().fold(0.0f64, |m, e| m.max(e.abs()));
+    let err = max_abs(&(&w - &expected));
+    let size = max_abs(&expected);
     eprintln!("bootstraps per step {boots:?}; |W − W_plain| ≤ {err:.2e} (|W| ≤ {size:.2})");
     assert!(err < 1e-3 * size.max(1.0), "{err}");
     // Every step after the first refreshes the weights: at least the softmax's and that.

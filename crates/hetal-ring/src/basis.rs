@@ -482,7 +482,7 @@ mod tests {
         assert!(BasisConverter::new(&d[..60], &t).is_ok());
     }
 
-    /// Narrow and wide sources and targets (two or three pieces in the split kernels), and
+    /// Narrow and wide sources and targets (the split kernel below 2^50, the 128-bit path above), and
     /// a length that crosses a block of the kernels.
     #[test]
     fn mod_up_matches_big_integer_lift() {
@@ -542,7 +542,7 @@ mod tests {
         let mut rng = ChaCha20Rng::seed_from_u64(13);
         let n = 32;
         let order = NttOrder::new(n).unwrap();
-        // Narrow and wide primes on either side (two or three pieces in the split kernels).
+        // Narrow and wide primes on either side (split kernel or 128-bit path).
         for (keep_bits, drop_bits, drop_count) in [
             (45, 50, 1usize),
             (45, 50, 3),

@@ -15,7 +15,7 @@ const HALF_MASK: u64 = (1 << HALF_BITS) - 1;
 pub(crate) const NARROW_BOUND: u64 = 1 << (2 * HALF_BITS);
 
 /// Most terms a split sum may have.
-pub const MAX_TERMS: usize = 1 << 13;
+pub(crate) const MAX_TERMS: usize = 1 << 13;
 
 /// `(Σ lo·lo) + (Σ cross)·2^25 + (Σ hi·hi)·2^50` as one 128-bit value.
 #[inline(always)]
