@@ -424,11 +424,11 @@ impl Setup {
             epochs: r.usize()?,
             patience: r.usize()?,
         };
-        let algo = match r.u8()? {
-            0 => TrainAlgo::Ours,
-            1 => TrainAlgo::Hetal,
-            t => return Err(bad(format!("unknown training algorithm {t}"))),
-        };
+        let tag = r.u8()?;
+        let algo = [TrainAlgo::Ours, TrainAlgo::Hetal]
+            .into_iter()
+            .find(|&a| algo_tag(a) == tag)
+            .ok_or_else(|| bad(format!("unknown training algorithm {tag}")))?;
         r.finish()?;
         let setup = Self {
             slots,
