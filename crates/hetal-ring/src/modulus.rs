@@ -3,6 +3,9 @@
 //! Barrett reduction handles products of two variables (and lazily accumulated sums of them);
 //! Shoup multiplication handles a variable times a precomputed constant. Both need `q < 2^62`
 //! so that intermediate values stay in range; the CKKS layer uses primes of at most 61 bits.
+//! Montgomery reduction is the cheap way to reduce a lazy sum of products below `q·2^64` when
+//! one factor of each product is a constant that can be stored times `2^64` (two multiplies
+//! against Barrett's five).
 
 use crate::RingError;
 
@@ -12,6 +15,8 @@ pub struct Modulus {
     q: u64,
     /// floor(2^128 / q), split in two words (low, high).
     ratio: (u64, u64),
+    /// `q^{-1} mod 2^64`, for Montgomery reduction.
+    q_inv_word: u64,
 }
 
 impl Modulus {
@@ -24,9 +29,15 @@ impl Modulus {
             return Err(RingError::BadModulus { q });
         }
         let r = u128::MAX / q as u128; // floor((2^128 - 1) / q) == floor(2^128 / q) for odd q
+                                       // Newton's iteration for the inverse mod 2^64 doubles the correct low bits each step,
+                                       // from the 3 that `q` itself gives (q·q ≡ 1 mod 8 for odd q).
+        let q_inv_word = (0..5).fold(q, |x, _| {
+            x.wrapping_mul(2u64.wrapping_sub(q.wrapping_mul(x)))
+        });
         Ok(Self {
             q,
             ratio: (r as u64, (r >> 64) as u64),
+            q_inv_word,
         })
     }
 
@@ -85,6 +96,24 @@ impl Modulus {
         // x - quot*q < 3q < 2^64 for q < 2^62.
         let r = r.min(r.wrapping_sub(self.q));
         r.min(r.wrapping_sub(self.q))
+    }
+
+    /// `w · 2^64 mod q`: the Montgomery form of a constant `w`, for [`Modulus::redc`].
+    pub fn to_montgomery(&self, w: u64) -> u64 {
+        (((w as u128) << 64) % self.q as u128) as u64
+    }
+
+    /// `x · 2^-64 mod q` in `[0, q)`, for `x < q · 2^64` (Montgomery reduction): a sum of
+    /// products `Σ a_i · to_montgomery(w_i)` reduces to `Σ a_i · w_i mod q`.
+    #[inline(always)]
+    pub fn redc(&self, x: u128) -> u64 {
+        let (lo, hi) = (x as u64, (x >> 64) as u64);
+        // m·q ≡ x (mod 2^64), so x − m·q is an exact multiple of 2^64 and its high word is
+        // hi − high(m·q), in (−q, q) because hi < q.
+        let m = lo.wrapping_mul(self.q_inv_word);
+        let mq_hi = ((m as u128 * self.q as u128) >> 64) as u64;
+        let t = hi.wrapping_sub(mq_hi);
+        t.min(t.wrapping_add(self.q))
     }
 
     /// Reduces a 64-bit value mod q.
@@ -223,6 +252,39 @@ mod tests {
             for a in 1..200u64.min(q) {
                 let ai = m.inv(a).unwrap();
                 assert_eq!(m.mul(a, ai), 1);
+            }
+        }
+    }
+
+    #[test]
+    fn montgomery_reduction_matches_remainder_oracle() {
+        let mut rng = ChaCha8Rng::seed_from_u64(2);
+        for m in moduli() {
+            let q = m.value() as u128;
+            // 2^64 · 2^-64 ≡ 1: the Montgomery form of w reduces back to w.
+            let r_inv = m.inv(m.reduce_u128(1 << 64)).unwrap() as u128;
+            let edges = [0, 1, q - 1, q << 64, (q << 64) - 1, (q - 1) << 64];
+            for x in (0..20_000)
+                .map(|_| rng.random_range(0..q << 64))
+                .chain(edges.into_iter().filter(|&x| x < q << 64))
+            {
+                assert_eq!(m.redc(x) as u128, x % q * r_inv % q, "x = {x}, q = {q}");
+            }
+            // Lazy sums of products against Montgomery-form constants.
+            for _ in 0..2_000 {
+                let terms: Vec<(u64, u64)> = (0..3)
+                    .map(|_| (rng.random_range(0..q as u64), rng.random_range(0..q as u64)))
+                    .collect();
+                let acc: u128 = terms
+                    .iter()
+                    .map(|&(a, w)| a as u128 * m.to_montgomery(w) as u128)
+                    .sum();
+                let want = terms
+                    .iter()
+                    .map(|&(a, w)| a as u128 * w as u128 % q)
+                    .sum::<u128>()
+                    % q;
+                assert_eq!(m.redc(acc) as u128, want);
             }
         }
     }
