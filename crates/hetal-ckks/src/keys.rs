@@ -176,15 +176,7 @@ impl<R: CryptoRng> KeyGenerator<R> {
         let params = self.params.clone();
         let primes = params.qp_primes();
         let top = params.max_level();
-        let p_mod_q: Vec<u64> = params
-            .q_primes(top)
-            .iter()
-            .map(|q| {
-                params.p_primes().iter().fold(1, |acc, p| {
-                    q.modulus().mul(acc, q.modulus().reduce(p.value()))
-                })
-            })
-            .collect();
+        let p_mod_q = params.p_mod_q();
         let digits = params
             .digits(top)
             .map(|range| {

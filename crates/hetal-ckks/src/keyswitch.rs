@@ -117,6 +117,42 @@ pub(crate) fn mod_down(params: &Params, mut ext: RnsPoly, level: usize) -> RnsPo
     ext
 }
 
+/// Stage 3 with the following rescale folded in: `round(x / (q_level · P))` back to
+/// `Q_{level−1}`, NTT form in and out (`level ≥ 1`). One division instead of two saves the
+/// rescale's `2·level` NTTs and rounds once.
+pub(crate) fn mod_down_rescale(params: &Params, mut ext: RnsPoly, level: usize) -> RnsPoly {
+    // The dropped limbs, q_level then P, to coefficient form.
+    let mut dropped = ext.split_off(level);
+    let drop_primes: Vec<&Prime> = params.q_primes(level)[level..]
+        .iter()
+        .chain(params.p_primes())
+        .collect();
+    dropped
+        .par_limbs_mut()
+        .zip(drop_primes)
+        .for_each(|(limb, p)| p.inverse(limb));
+    params
+        .mod_down_rescaler(level)
+        .apply_ntt(&mut ext, &dropped, params.q_primes(level - 1));
+    ext
+}
+
+/// `ext += P · d` on the ciphertext limbs of `ext` (layout of the extended basis at `level`):
+/// a ciphertext component brought to the scale of a key switch's output before ModDown.
+pub(crate) fn add_times_p(params: &Params, ext: &mut RnsPoly, d: &RnsPoly) {
+    ext.par_limbs_mut()
+        .zip(d.par_limbs())
+        .zip(params.qp_primes())
+        .zip(params.p_mod_q())
+        .for_each(|(((e, x), q), &c)| {
+            let m = q.modulus();
+            let cs = m.shoup(c);
+            e.iter_mut()
+                .zip(x)
+                .for_each(|(e, &x)| *e = m.add(*e, m.mul_shoup(x, c, cs)));
+        });
+}
+
 /// A whole key switch of `d` under `key`: `(u0, u1)` over `Q_level` with
 /// `u0 + u1·s ≈ d·s'`.
 pub(crate) fn switch(params: &Params, d: &RnsPoly, key: &SwitchingKey) -> [RnsPoly; 2] {

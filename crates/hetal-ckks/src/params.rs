@@ -104,6 +104,11 @@ struct Inner {
     mod_down: DivideAndRound,
     /// `rescale[level]` divides by `q_level`, for level ≥ 1.
     rescale: Vec<DivideAndRound>,
+    /// `mod_down_rescale[level]` divides by `q_level · P`, for level ≥ 1: a key switch's
+    /// ModDown and the following rescale in one division.
+    mod_down_rescale: Vec<DivideAndRound>,
+    /// `P mod q_i` for every ciphertext prime.
+    p_mod_q: Vec<u64>,
     mixed_radix: MixedRadix,
     log_qp: f64,
     fingerprint: u64,
@@ -267,6 +272,19 @@ impl Params {
         let rescale = (0..levels)
             .map(|l| DivideAndRound::new(&qm[..l], &qm[l..=l]))
             .collect::<Result<Vec<_>, _>>()?;
+        let mod_down_rescale = (0..levels)
+            .map(|l| {
+                let drop: Vec<Modulus> = std::iter::once(qm[l]).chain(pm.iter().copied()).collect();
+                DivideAndRound::new(&qm[..l], &drop)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let p_mod_q = qm
+            .iter()
+            .map(|q| {
+                pm.iter()
+                    .fold(1 % q.value(), |acc, p| q.mul(acc, q.reduce(p.value())))
+            })
+            .collect();
         let mixed_radix = MixedRadix::new(&qm)?;
 
         let mut h = Sha256::new();
@@ -299,6 +317,8 @@ impl Params {
             mod_up,
             mod_down,
             rescale,
+            mod_down_rescale,
+            p_mod_q,
             mixed_radix,
             log_qp,
             fingerprint: u64::from_le_bytes(fp),
@@ -418,6 +438,16 @@ impl Params {
 
     pub(crate) fn rescaler(&self, level: usize) -> &DivideAndRound {
         &self.0.rescale[level]
+    }
+
+    /// Divides by `q_level · P` (level ≥ 1): ModDown and rescale at once.
+    pub(crate) fn mod_down_rescaler(&self, level: usize) -> &DivideAndRound {
+        &self.0.mod_down_rescale[level]
+    }
+
+    /// `P mod q_i` for the ciphertext primes `q_0..=q_L`.
+    pub(crate) fn p_mod_q(&self) -> &[u64] {
+        &self.0.p_mod_q
     }
 
     pub(crate) fn mixed_radix(&self) -> &MixedRadix {

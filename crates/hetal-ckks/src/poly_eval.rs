@@ -21,13 +21,16 @@
 //!    level; otherwise it is `mul_const_with_scale` + `add_const` + one rescale, and lands
 //!    `T_1` on the parameters' default scale.
 //! 2. **Power basis**, computed lazily (only the powers used):
-//!    `T_{2k} = 2·T_k² − 1`, `T_{2k+1} = 2·T_k·T_{k+1} − T_1`, so that `T_k` sits exactly
+//!    `T_{2k} = (2·T_k)·T_k − 1`, `T_{2k+1} = (2·T_k)·T_{k+1} − T_1`, so that `T_k` sits exactly
 //!    `⌈log2 k⌉` levels below `T_1`. Baby steps are `T_1 … T_{2^l − 1}`, giant steps
 //!    `T_{2^l}, T_{2^{l+1}}, …, T_{2^{D−1}}`; `l` is chosen by dry runs to minimize
 //!    ciphertext multiplications (or set with [`PolyEvaluator::with_log_baby`]).
 //! 3. **Recursive split.** A node of degree `e` with `2^m ≤ e < 2^{m+1}` is divided as
 //!    `p = q·T_{2^m} + r` (from `T_{n+j} = 2·T_j·T_n − T_{n−j}`), `q` is evaluated one level
-//!    higher, multiplied by the giant step, `r` added, and the sum rescaled once. A *leaf*
+//!    higher, multiplied by the giant step, `r` added, and the sum rescaled once (a constant
+//!    `r` is added after the rescale). Every ciphertext product is rescaled by
+//!    [`Evaluator::mul_sum_relin_rescale`], which folds the rescale into the relinearization's
+//!    ModDown (so `−T_1` and a leaf `r` are added before that division). A *leaf*
 //!    (degree `< 2^l`) is `Σ c_i T_i`: one `mul_const_with_scale` per term, one `add_const`,
 //!    one rescale. When a leaf would need more levels than its budget (a leaf of degree `e`
 //!    costs `⌈log2 e⌉ + 1`, one more than `⌈log2(e + 1)⌉` when `e + 1` is not a power of two),
@@ -62,7 +65,8 @@
 //! * No special treatment of odd or even polynomials beyond their zero coefficients: those are
 //!   skipped in the leaves, and a power no leaf uses is never computed (so an odd polynomial,
 //!   see [`ChebyshevPoly::odd_part`], skips the even baby steps its odd ones do not need).
-//! * No lazy relinearization or lazy rescaling beyond the one shared rescale per node.
+//! * No lazy relinearization or lazy rescaling beyond the one shared rescale per node (folded
+//!   into the node's relinearization).
 //! * The affine map is not merged into the power basis: when `b − a ≠ 2` it costs one level.
 //!   It cannot be folded into `T_2 = 2T_1² − 1` with this API: absorbing `α` by relabelling the
 //!   scale (free) makes the scale of `T_{2^k}` grow or shrink as `α^{−2^k}`, and any exact
@@ -420,9 +424,21 @@ trait Backend {
         const_scale: f64,
     ) -> Result<(), CkksError>;
     fn add_assign(&self, a: &mut Self::V, b: &Self::V) -> Result<(), CkksError>;
-    fn sub_assign(&self, a: &mut Self::V, b: &Self::V) -> Result<(), CkksError>;
     fn add_const(&self, a: &Self::V, c: f64) -> Result<Self::V, CkksError>;
     fn rescale(&self, a: &Self::V) -> Result<Self::V, CkksError>;
+    /// `rescale(a·b + addend)`; the evaluator folds the rescale into the relinearization.
+    fn mul_rescale(
+        &self,
+        a: &Self::V,
+        b: &Self::V,
+        addend: Option<&Self::V>,
+    ) -> Result<Self::V, CkksError> {
+        let mut p = self.mul(a, b)?;
+        if let Some(x) = addend {
+            self.add_assign(&mut p, x)?;
+        }
+        self.rescale(&p)
+    }
 }
 
 struct CkksBackend<'e> {
@@ -488,16 +504,21 @@ impl Backend for CkksBackend<'_> {
         self.eval.add_assign(a, b)
     }
 
-    fn sub_assign(&self, a: &mut Ciphertext, b: &Ciphertext) -> Result<(), CkksError> {
-        self.eval.sub_assign(a, b)
-    }
-
     fn add_const(&self, a: &Ciphertext, c: f64) -> Result<Ciphertext, CkksError> {
         self.eval.add_const(a, Complex64::new(c, 0.0))
     }
 
     fn rescale(&self, a: &Ciphertext) -> Result<Ciphertext, CkksError> {
         self.eval.rescale(a)
+    }
+
+    fn mul_rescale(
+        &self,
+        a: &Ciphertext,
+        b: &Ciphertext,
+        addend: Option<&Ciphertext>,
+    ) -> Result<Ciphertext, CkksError> {
+        self.eval.mul_sum_relin_rescale(&[(a, b)], addend)
     }
 }
 
@@ -657,10 +678,6 @@ impl Backend for PlainBackend {
 
     fn add_assign(&self, a: &mut PlainValue, b: &PlainValue) -> Result<(), CkksError> {
         Self::zip_assign(a, b, |x, y| x + y)
-    }
-
-    fn sub_assign(&self, a: &mut PlainValue, b: &PlainValue) -> Result<(), CkksError> {
-        Self::zip_assign(a, b, |x, y| x - y)
     }
 
     fn add_const(&self, a: &PlainValue, c: f64) -> Result<PlainValue, CkksError> {
@@ -832,25 +849,23 @@ impl<B: Backend> Bsgs<'_, B> {
         let h = k / 2;
         self.ensure(h)?;
         let tk = if k % 2 == 0 {
-            // T_{2h} = 2·T_h² − 1.
+            // T_{2h} = (2·T_h)·T_h − 1.
             let th = self.get(h)?;
-            let mut p = be.mul(th, th)?;
-            let p2 = p.clone();
-            be.add_assign(&mut p, &p2)?;
-            be.rescale(&be.add_const(&p, -1.0)?)?
+            let mut th2 = th.clone();
+            be.add_assign(&mut th2, th)?;
+            be.add_const(&be.mul_rescale(&th2, th, None)?, -1.0)?
         } else {
-            // T_{2h+1} = 2·T_h·T_{h+1} − T_1.
+            // T_{2h+1} = (2·T_h)·T_{h+1} − T_1.
             self.ensure(h + 1)?;
             let (a, b) = (self.get(h)?, self.get(h + 1)?);
             let level = be.level(a).min(be.level(b));
             let (a, b) = (at_level(be, a, level)?, at_level(be, b, level)?);
-            let mut p = be.mul(&a, &b)?;
-            let p2 = p.clone();
-            be.add_assign(&mut p, &p2)?;
+            let mut a2 = a.clone().into_owned();
+            be.add_assign(&mut a2, &a)?;
             let t1 = at_level(be, self.get(1)?, level)?;
-            let t1 = be.mul_const(&t1, 1.0, be.scale(&p) / be.scale(&t1))?;
-            be.sub_assign(&mut p, &t1)?;
-            be.rescale(&p)?
+            let cs = be.scale(&a2) * be.scale(&b) / be.scale(&t1);
+            let neg_t1 = be.mul_const(&t1, -1.0, cs)?;
+            be.mul_rescale(&a2, &b, Some(&neg_t1))?
         };
         self.powers.insert(k, tk);
         Ok(())
@@ -919,36 +934,66 @@ impl<B: Backend> Bsgs<'_, B> {
         self.ensure(n)?;
         let tn_scale = be.scale(self.get(n)?);
         let prod_scale = scale * q_next;
-        let mut prod = if q.len() == 1 {
-            let tn = at_level(be, self.get(n)?, out + 1)?;
-            be.mul_const(
-                &tn,
-                q.first().copied().unwrap_or(0.0),
-                prod_scale / tn_scale,
-            )?
+        let qv = if q.len() == 1 {
+            None
         } else {
-            let qv = self.eval(q, out + 1, prod_scale / tn_scale)?;
-            let tn = at_level(be, self.get(n)?, out + 1)?;
-            be.mul(&qv, &tn)?
+            Some(self.eval(q, out + 1, prod_scale / tn_scale)?)
+        };
+        let factor = Factor {
+            qv: qv.as_ref(),
+            constant: q.first().copied().unwrap_or(0.0),
+            const_scale: prod_scale / tn_scale,
         };
 
         let r_deg = r.len() - 1;
         if r_deg == 0 {
-            if let Some(&r0) = r.first().filter(|&&c| c != 0.0) {
-                prod = be.add_const(&prod, r0)?;
-            }
-            return be.rescale(&prod);
+            let res = self.times_tn(&factor, n, out + 1, None)?;
+            return match r.first().filter(|&&c| c != 0.0) {
+                Some(&r0) => be.add_const(&res, r0),
+                None => Ok(res),
+            };
         }
         if self.is_leaf(r_deg, budget) {
-            let rv = self.leaf(r, out + 1, be.scale(&prod))?;
-            be.add_assign(&mut prod, &rv)?;
-            return be.rescale(&prod);
+            let product_scale = factor.qv.map_or(prod_scale, |qv| be.scale(qv) * tn_scale);
+            let rv = self.leaf(r, out + 1, product_scale)?;
+            return self.times_tn(&factor, n, out + 1, Some(&rv));
         }
-        let mut res = be.rescale(&prod)?;
+        let mut res = self.times_tn(&factor, n, out + 1, None)?;
         let rv = self.eval(r, out, be.scale(&res))?;
         be.add_assign(&mut res, &rv)?;
         Ok(res)
     }
+
+    /// `(q·T_n + addend)` at `level`, rescaled once: a ciphertext `q` is multiplied with the
+    /// rescale folded into the relinearization, a constant one by a constant multiplication.
+    fn times_tn(
+        &self,
+        factor: &Factor<'_, B::V>,
+        n: usize,
+        level: usize,
+        addend: Option<&B::V>,
+    ) -> Result<B::V, CkksError> {
+        let be = self.be;
+        let tn = at_level(be, self.get(n)?, level)?;
+        match factor.qv {
+            Some(qv) => be.mul_rescale(qv, &tn, addend),
+            None => {
+                let mut p = be.mul_const(&tn, factor.constant, factor.const_scale)?;
+                if let Some(x) = addend {
+                    be.add_assign(&mut p, x)?;
+                }
+                be.rescale(&p)
+            }
+        }
+    }
+}
+
+/// The quotient `q` of `p = q·T_n + r`: evaluated (`qv`), or of degree 0 (`constant`, to be
+/// encoded at `const_scale`).
+struct Factor<'q, V> {
+    qv: Option<&'q V>,
+    constant: f64,
+    const_scale: f64,
 }
 
 /// Chebyshev division by `T_n` for `n ≤ deg p < 2n`: `p = q·T_n + r`, `deg r < n`, from

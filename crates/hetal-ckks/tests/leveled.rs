@@ -147,6 +147,68 @@ fn mult_relin_rescale() {
     assert_eq!((c.ct_mult, c.keyswitch_full, c.rescales), (1, 1, 1));
 }
 
+/// The rescale folded into the relinearization: `rescale(a·b + c)` as precise as the
+/// separate ops (and equal to them to CKKS precision), at the same level and scale, counted as
+/// the three ops; bad operands are errors.
+#[test]
+fn fused_rescale_matches_relin_then_rescale() {
+    let mut f = fixture(12, 3, &[]);
+    let slots = f.params.max_slots();
+    let (a, b, c) = (f.random(slots), f.random(slots), f.random(slots));
+    let (ca, cb, cc) = (
+        f.encrypt(&a, slots),
+        f.encrypt(&b, slots),
+        f.encrypt(&c, slots),
+    );
+    let product_scale = ca.scale() * cb.scale();
+    let addend = f
+        .eval
+        .mul_const_with_scale(&cc, Complex64::new(1.0, 0.0), product_scale / cc.scale())
+        .unwrap();
+    f.eval.reset_counts();
+    let fused = f
+        .eval
+        .mul_sum_relin_rescale(&[(&ca, &cb)], Some(&addend))
+        .unwrap();
+    let cnt = f.eval.counts();
+    assert_eq!((cnt.ct_mult, cnt.keyswitch_full, cnt.rescales), (1, 1, 1));
+    let want: Vec<Complex64> = (0..slots).map(|i| a[i] * b[i] + c[i]).collect();
+    let stats = f.precision(&want, &fused);
+    assert!(stats.min_bits >= MULT_MIN_BITS, "{stats}");
+    let mut separate = f.eval.mul_relin(&ca, &cb).unwrap();
+    f.eval.add_assign(&mut separate, &addend).unwrap();
+    let separate = f.eval.rescale(&separate).unwrap();
+    assert_eq!(
+        (fused.level(), fused.scale()),
+        (separate.level(), separate.scale())
+    );
+    let d = PrecisionStats::new(&f.decrypt(&separate), &f.decrypt(&fused));
+    assert!(d.min_bits >= MULT_MIN_BITS, "{d}");
+    // Without an addend, and for a sum of products.
+    let sum = f
+        .eval
+        .mul_sum_relin_rescale(&[(&ca, &cb), (&cc, &ca)], None)
+        .unwrap();
+    let want: Vec<Complex64> = (0..slots).map(|i| a[i] * b[i] + c[i] * a[i]).collect();
+    let stats = f.precision(&want, &sum);
+    assert!(stats.min_bits + 1.0 >= MULT_MIN_BITS, "{stats}");
+
+    let bottom = f.eval.drop_to_level(&ca, 0).unwrap();
+    assert!(matches!(
+        f.eval.mul_sum_relin_rescale(&[(&bottom, &bottom)], None),
+        Err(CkksError::NotEnoughLevels { .. })
+    ));
+    let lower = f.eval.drop_to_level(&addend, 1).unwrap();
+    assert!(matches!(
+        f.eval.mul_sum_relin_rescale(&[(&ca, &cb)], Some(&lower)),
+        Err(CkksError::LevelMismatch { .. })
+    ));
+    assert!(matches!(
+        f.eval.mul_sum_relin_rescale(&[(&ca, &cb)], Some(&cc)),
+        Err(CkksError::ScaleMismatch { .. })
+    ));
+}
+
 /// A sum of 8 products relinearized once: as precise as one product (the key-switch noise is
 /// added once), one key switch, 8 ct×ct mults; and errors on bad operand lists.
 #[test]
@@ -235,26 +297,32 @@ fn rotations_lose_at_most_one_bit_and_hoisting_agrees() {
     ));
 }
 
+/// Eight products in a row, rescaled separately and with the fused rescale.
 #[test]
 fn depth_eight_chain() {
     let mut f = fixture(12, 9, &[]);
     let slots = f.params.max_slots();
-    let mut want = f.random(slots);
-    let mut acc = f.encrypt(&want, slots);
-    for _ in 0..8 {
-        let x = f.random(slots);
-        let fresh = f.encrypt(&x, slots);
-        let cx = f.eval.drop_to_level(&fresh, acc.level()).unwrap();
-        acc = f
-            .eval
-            .rescale(&f.eval.mul_relin(&acc, &cx).unwrap())
-            .unwrap();
-        want.iter_mut().zip(&x).for_each(|(w, x)| *w *= x);
+    for fused in [false, true] {
+        let mut want = f.random(slots);
+        let mut acc = f.encrypt(&want, slots);
+        for _ in 0..8 {
+            let x = f.random(slots);
+            let fresh = f.encrypt(&x, slots);
+            let cx = f.eval.drop_to_level(&fresh, acc.level()).unwrap();
+            acc = if fused {
+                f.eval.mul_sum_relin_rescale(&[(&acc, &cx)], None).unwrap()
+            } else {
+                f.eval
+                    .rescale(&f.eval.mul_relin(&acc, &cx).unwrap())
+                    .unwrap()
+            };
+            want.iter_mut().zip(&x).for_each(|(w, x)| *w *= x);
+        }
+        assert_eq!(acc.level(), 1);
+        // Relative to the magnitude: the product of 9 values in the unit square shrinks.
+        let stats = f.precision(&want, &acc);
+        assert!(stats.min_bits >= DEPTH8_MIN_BITS, "fused {fused}: {stats}");
     }
-    assert_eq!(acc.level(), 1);
-    // Compare relative to the magnitude: the product of 9 values in the unit square shrinks.
-    let stats = f.precision(&want, &acc);
-    assert!(stats.min_bits >= DEPTH8_MIN_BITS, "{stats}");
 }
 
 #[test]

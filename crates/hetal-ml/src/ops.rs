@@ -17,6 +17,7 @@
 //! | `add`, `sub`, `neg`, `add_const`, `mul_i`, `drop_to_level` | — | none |
 //! | `mul_relin` | none (no rescale) | `ct_mult`, `keyswitch_full` |
 //! | `mul_sum_relin` of `n` pairs | none (no rescale) | `ct_mult` × n, `keyswitch_full` × 1 |
+//! | `mul_sum_relin_rescale` of `n` pairs | −1 | `ct_mult` × n, `keyswitch_full` × 1, `rescales` |
 //! | `mul_plain` | none | `pt_mult` |
 //! | `mul_const` | none | `const_mult` |
 //! | `rescale` | −1 | `rescales` |
@@ -103,6 +104,20 @@ pub trait CkksOps {
     /// # Errors
     /// An empty list; level, scale or slot mismatch; a missing relinearization key.
     fn mul_sum_relin(&self, pairs: &[(&Self::Ct, &Self::Ct)]) -> Result<Self::Ct, CkksError>;
+
+    /// [`CkksOps::mul_sum_relin`] then [`CkksOps::rescale`], counted as both. The CKKS
+    /// backend folds the rescale into the relinearization (one division by `q_level·P`).
+    ///
+    /// # Errors
+    /// As the two ops.
+    fn mul_sum_relin_rescale(
+        &self,
+        pairs: &[(&Self::Ct, &Self::Ct)],
+    ) -> Result<Self::Ct, CkksError> {
+        let mut p = self.mul_sum_relin(pairs)?;
+        self.rescale_assign(&mut p)?;
+        Ok(p)
+    }
 
     /// Encodes a slot vector as a multiplier for ciphertexts at `level`: its scale is the top
     /// prime `q_level`, so that [`CkksOps::mul_plain`] followed by [`CkksOps::rescale`] gives

@@ -127,6 +127,13 @@ impl CkksOps for CkksBackend {
         self.eval.mul_sum_relin(pairs)
     }
 
+    fn mul_sum_relin_rescale(
+        &self,
+        pairs: &[(&Ciphertext, &Ciphertext)],
+    ) -> Result<Ciphertext, CkksError> {
+        self.eval.mul_sum_relin_rescale(pairs, None)
+    }
+
     fn encode_plain(&self, values: &[Complex64], level: usize) -> Result<Plaintext, CkksError> {
         let scale = top_prime(self.eval.params(), level)?;
         self.encoder.encode(values, values.len(), level, scale)

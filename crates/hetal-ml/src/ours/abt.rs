@@ -322,9 +322,7 @@ pub fn abt_with<O: CkksOps>(
                     })
                 })
                 .collect::<Result<Vec<_>, _>>()?;
-            let mut q = ops.mul_sum_relin(&pairs)?;
-            ops.rescale_assign(&mut q)?;
-            Ok(q)
+            Ok(ops.mul_sum_relin_rescale(&pairs)?)
         };
         // Y2: the row sums, exact in columns [0, 2c) (whole sums: Y, exact in [0, c), zero
         // up to s1 − c, when `split`).

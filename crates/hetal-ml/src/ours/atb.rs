@@ -359,8 +359,7 @@ pub fn atb_with<O: CkksOps>(
                         Ok((z, x))
                     })
                     .collect::<Result<Vec<_>, MlError>>()?;
-                let mut p = ops.mul_sum_relin(&pairs)?;
-                ops.rescale_assign(&mut p)?;
+                let mut p = ops.mul_sum_relin_rescale(&pairs)?;
                 ladder(ops, &mut p, s1 as i64, plan.window.trailing_zeros())?;
                 for (d, y) in ys.iter_mut().enumerate() {
                     masks.apply(y, &p, (j, u, d))?;

@@ -176,9 +176,7 @@ pub(crate) fn mul_rescale<O: CkksOps>(ops: &O, a: &O::Ct, b: &O::Ct) -> Result<O
     let level = a.level().min(b.level());
     let a = at_level(ops, a, level)?;
     let b = at_level(ops, b, level)?;
-    let mut p = ops.mul_relin(&a, &b)?;
-    ops.rescale_assign(&mut p)?;
-    Ok(p)
+    Ok(ops.mul_sum_relin_rescale(&[(&a, &b)])?)
 }
 
 /// `a · m` for a slot mask `m`, rescaled: one level, the scale of `a` kept.
