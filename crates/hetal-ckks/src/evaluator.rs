@@ -18,7 +18,7 @@ use std::sync::Arc;
 use num_complex::Complex64;
 use rayon::prelude::*;
 
-use hetal_ring::{Automorphism, RnsPoly};
+use hetal_ring::{kernels, Automorphism, RnsPoly};
 
 use crate::keyswitch;
 use crate::{Ciphertext, CkksError, EvalKeySet, Params, Plaintext, SwitchingKey};
@@ -259,27 +259,57 @@ impl Evaluator {
         Ok(out)
     }
 
-    /// `acc += a · pt` in one pass, without the temporary of `mul_plain` then `add`: the
-    /// inner loop of plaintext-matrix × ciphertext products. `acc` must have the product's
-    /// scale (`a.scale() · pt.scale()`) and level.
+    /// `Σ_i a_i · pt_i` (no rescale), each residue's sum of products reduced once instead of
+    /// once per term: the inner sum of plaintext-matrix × ciphertext products. Every product
+    /// must have the scale of the first; `n` plaintext multiplications.
     ///
     /// # Errors
-    /// Level, scale or slot mismatch.
-    pub fn mul_plain_add_assign(
+    /// [`CkksError::NoOperands`] for an empty sum; level, scale or slot mismatch.
+    pub fn mul_plain_sum(
         &self,
-        acc: &mut Ciphertext,
-        a: &Ciphertext,
-        pt: &Plaintext,
-    ) -> Result<(), CkksError> {
-        self.check_plain_operand(a, pt)?;
-        self.check_ct(acc)?;
-        self.check_pair(acc.level(), acc.scale, a.level(), a.scale * pt.scale)?;
-        Self::check_slots(acc.slots, a.slots)?;
-        let primes = self.params.q_primes(a.level());
-        acc.c0.mul_add_assign(&a.c0, &pt.poly, primes);
-        acc.c1.mul_add_assign(&a.c1, &pt.poly, primes);
-        self.counters.add(Op::PtMult, 1);
-        Ok(())
+        terms: &[(&Ciphertext, &Plaintext)],
+    ) -> Result<Ciphertext, CkksError> {
+        let &(a, pt) = terms
+            .first()
+            .ok_or(CkksError::NoOperands("a sum of plaintext products"))?;
+        let scale = a.scale * pt.scale;
+        for &(x, p) in terms {
+            self.check_plain_operand(x, p)?;
+            if x.level() != a.level() {
+                return Err(CkksError::LevelMismatch {
+                    lhs: a.level(),
+                    rhs: x.level(),
+                });
+            }
+            Self::check_slots(a.slots, x.slots)?;
+            self.check_pair(a.level(), scale, x.level(), x.scale * p.scale)?;
+        }
+        let level = a.level();
+        let mut c0 = RnsPoly::zero(a.n(), level + 1);
+        let mut c1 = RnsPoly::zero(a.n(), level + 1);
+        c0.par_limbs_mut()
+            .zip(c1.par_limbs_mut())
+            .zip(self.params.q_primes(level))
+            .enumerate()
+            .for_each(|(i, ((o0, o1), q))| {
+                let t0: Vec<(&[u64], &[u64])> = terms
+                    .iter()
+                    .map(|(x, p)| (x.c0.limb(i), p.poly.limb(i)))
+                    .collect();
+                let t1: Vec<(&[u64], &[u64])> = terms
+                    .iter()
+                    .map(|(x, p)| (x.c1.limb(i), p.poly.limb(i)))
+                    .collect();
+                kernels::dot_product(&t0, q.modulus(), o0);
+                kernels::dot_product(&t1, q.modulus(), o1);
+            });
+        self.counters.add(Op::PtMult, terms.len() as u64);
+        Ok(Ciphertext {
+            c0,
+            c1,
+            scale,
+            slots: a.slots,
+        })
     }
 
     fn check_plain_operand(&self, a: &Ciphertext, pt: &Plaintext) -> Result<(), CkksError> {

@@ -40,7 +40,8 @@
 //!   shared decomposition, then `B` key-switch inner products and ModDowns;
 //! - `G` giant-step rotations with [`Evaluator::rotate`] (a full key switch each), done on
 //!   the partial sums before the rescale, so their key-switch noise is divided by `q_level`;
-//! - `D` plaintext multiplications and about `D` additions;
+//! - `D` plaintext multiplications, summed per giant step with one modular reduction per
+//!   residue ([`Evaluator::mul_plain_sum`]);
 //! - one rescale: exactly one level. The diagonals are encoded at scale `q_level` by default,
 //!   so the output scale equals the input scale exactly.
 //!
@@ -536,16 +537,16 @@ impl EncodedLinearTransform {
             .giants
             .par_iter()
             .map(|g| -> Result<Option<Ciphertext>, CkksError> {
-                let mut acc: Option<Ciphertext> = None;
-                for (i, pt) in &g.terms {
-                    match acc.as_mut() {
-                        Some(a) => eval.mul_plain_add_assign(a, baby(*i), pt)?,
-                        None => acc = Some(eval.mul_plain(baby(*i), pt)?),
-                    }
+                if g.terms.is_empty() {
+                    return Ok(None);
                 }
-                match acc {
-                    Some(a) if g.rotation != 0 => eval.rotate(&a, g.rotation).map(Some),
-                    other => Ok(other),
+                let terms: Vec<(&Ciphertext, &Plaintext)> =
+                    g.terms.iter().map(|(i, pt)| (baby(*i), pt)).collect();
+                let inner = eval.mul_plain_sum(&terms)?;
+                if g.rotation != 0 {
+                    eval.rotate(&inner, g.rotation).map(Some)
+                } else {
+                    Ok(Some(inner))
                 }
             })
             .collect::<Result<Vec<_>, _>>()?;

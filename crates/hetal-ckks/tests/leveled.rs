@@ -209,6 +209,67 @@ fn fused_rescale_matches_relin_then_rescale() {
     ));
 }
 
+/// A sum of plaintext products reduced once per residue: as precise as the sum of separate
+/// `mul_plain`s (and equal to it to CKKS precision), one count per product; bad lists are
+/// errors.
+#[test]
+fn sum_of_plaintext_products() {
+    let mut f = fixture(12, 3, &[]);
+    let slots = f.params.max_slots();
+    let level = f.params.max_level();
+    let scale = f.params.default_scale();
+    let xs: Vec<_> = (0..6).map(|_| f.random(slots)).collect();
+    let ws: Vec<_> = (0..6).map(|_| f.random(slots)).collect();
+    let cts: Vec<_> = xs.iter().map(|x| f.encrypt(x, slots)).collect();
+    let pts: Vec<_> = ws
+        .iter()
+        .map(|w| f.enc.encode(w, slots, level, scale).unwrap())
+        .collect();
+    let terms: Vec<_> = cts.iter().zip(&pts).collect();
+    f.eval.reset_counts();
+    let sum = f.eval.mul_plain_sum(&terms).unwrap();
+    assert_eq!(f.eval.counts().pt_mult, 6);
+    let sum = f.eval.rescale(&sum).unwrap();
+    let want: Vec<Complex64> = (0..slots)
+        .map(|i| xs.iter().zip(&ws).map(|(x, w)| x[i] * w[i]).sum())
+        .collect();
+    // The sum is up to 6 in magnitude: the same relative precision as one product.
+    let stats = f.precision(&want, &sum);
+    assert!(stats.min_bits + 3.0 >= MULT_MIN_BITS, "{stats}");
+    let mut each = f.eval.mul_plain(terms[0].0, terms[0].1).unwrap();
+    for (c, p) in &terms[1..] {
+        f.eval
+            .add_assign(&mut each, &f.eval.mul_plain(c, p).unwrap())
+            .unwrap();
+    }
+    let each = f.eval.rescale(&each).unwrap();
+    assert_eq!((each.level(), each.scale()), (sum.level(), sum.scale()));
+    let d = PrecisionStats::new(&f.decrypt(&each), &f.decrypt(&sum));
+    assert!(d.min_bits + 3.0 >= MULT_MIN_BITS, "{d}");
+
+    assert!(matches!(
+        f.eval.mul_plain_sum(&[]),
+        Err(CkksError::NoOperands(_))
+    ));
+    let lower = f.eval.drop_to_level(&cts[0], 1).unwrap();
+    let low_pt = f.enc.encode(&ws[0], slots, 1, scale).unwrap();
+    assert!(matches!(
+        f.eval
+            .mul_plain_sum(&[(&cts[0], &pts[0]), (&lower, &low_pt)]),
+        Err(CkksError::LevelMismatch { .. })
+    ));
+    assert!(matches!(
+        f.eval.mul_plain_sum(&[(&cts[0], &low_pt)]),
+        Err(CkksError::LevelMismatch { .. })
+    ));
+    let other = f.enc.encode(&ws[1], slots, level, scale * 2.0).unwrap();
+    assert!(matches!(
+        f.eval
+            .mul_plain_sum(&[(&cts[0], &pts[0]), (&cts[1], &other)]),
+        Err(CkksError::ScaleMismatch { .. })
+    ));
+}
+
 /// A sum of 8 products relinearized once: as precise as one product (the key-switch noise is
 /// added once), one key switch, 8 ct×ct mults; and errors on bad operand lists.
 #[test]
