@@ -143,17 +143,19 @@ impl Evaluator {
         level_b: usize,
         scale_b: f64,
     ) -> Result<(), CkksError> {
-        if level_a != level_b {
-            return Err(CkksError::LevelMismatch {
-                lhs: level_a,
-                rhs: level_b,
-            });
-        }
+        Self::check_level(level_a, level_b)?;
         if (scale_a - scale_b).abs() > SCALE_TOLERANCE * scale_a.abs().max(scale_b.abs()) {
             return Err(CkksError::ScaleMismatch {
                 lhs_log2: scale_a.log2(),
                 rhs_log2: scale_b.log2(),
             });
+        }
+        Ok(())
+    }
+
+    fn check_level(lhs: usize, rhs: usize) -> Result<(), CkksError> {
+        if lhs != rhs {
+            return Err(CkksError::LevelMismatch { lhs, rhs });
         }
         Ok(())
     }
@@ -275,12 +277,6 @@ impl Evaluator {
         let scale = a.scale * pt.scale;
         for &(x, p) in terms {
             self.check_plain_operand(x, p)?;
-            if x.level() != a.level() {
-                return Err(CkksError::LevelMismatch {
-                    lhs: a.level(),
-                    rhs: x.level(),
-                });
-            }
             Self::check_slots(a.slots, x.slots)?;
             self.check_pair(a.level(), scale, x.level(), x.scale * p.scale)?;
         }
@@ -314,12 +310,7 @@ impl Evaluator {
 
     fn check_plain_operand(&self, a: &Ciphertext, pt: &Plaintext) -> Result<(), CkksError> {
         self.check_ct(a)?;
-        if a.level() != pt.level() {
-            return Err(CkksError::LevelMismatch {
-                lhs: a.level(),
-                rhs: pt.level(),
-            });
-        }
+        Self::check_level(a.level(), pt.level())?;
         Self::check_slots(a.slots, pt.slots)
     }
 
@@ -583,12 +574,7 @@ impl Evaluator {
         for &(x, y) in pairs {
             for z in [x, y] {
                 self.check_ct(z)?;
-                if z.level() != a.level() {
-                    return Err(CkksError::LevelMismatch {
-                        lhs: a.level(),
-                        rhs: z.level(),
-                    });
-                }
+                Self::check_level(a.level(), z.level())?;
                 Self::check_slots(a.slots, z.slots)?;
             }
             self.check_pair(a.level(), scale, a.level(), x.scale * y.scale)?;

@@ -540,8 +540,8 @@ mod tests {
         assert!(BasisConverter::new(&d[..60], &t).is_ok());
     }
 
-    /// Narrow and wide sources and targets (the split kernel below 2^50, the 128-bit path above),
-    /// a length that crosses a block of the kernels, and sums too large for Montgomery
+    /// Narrow and wide sources and targets, a length that crosses a block of the conversion,
+    /// source counts that are unrolled (4) and not (20), and sums too large for Montgomery
     /// reduction (20 sources of 61 bits: Barrett).
     #[test]
     fn mod_up_matches_big_integer_lift() {
@@ -604,7 +604,7 @@ mod tests {
         let mut rng = ChaCha20Rng::seed_from_u64(13);
         let n = 32;
         let order = NttOrder::new(n).unwrap();
-        // Narrow and wide primes on either side (split kernel or 128-bit path).
+        // Narrow and wide primes on either side, one and several dropped primes.
         for (keep_bits, drop_bits, drop_count) in [
             (45, 50, 1usize),
             (45, 50, 3),
