@@ -579,20 +579,30 @@ impl Evaluator {
             }
             self.check_pair(a.level(), scale, a.level(), x.scale * y.scale)?;
         }
-        let primes = self.params.q_primes(a.level());
-        let mut d0 = a.c0.clone();
-        d0.mul_assign(&b.c0, primes);
-        let mut d1 = a.c0.clone();
-        d1.mul_assign(&b.c1, primes);
-        d1.mul_add_assign(&a.c1, &b.c0, primes);
-        let mut d2 = a.c1.clone();
-        d2.mul_assign(&b.c1, primes);
-        for &(x, y) in &pairs[1..] {
-            d0.mul_add_assign(&x.c0, &y.c0, primes);
-            d1.mul_add_assign(&x.c0, &y.c1, primes);
-            d1.mul_add_assign(&x.c1, &y.c0, primes);
-            d2.mul_add_assign(&x.c1, &y.c1, primes);
-        }
+        // Each residue of each tensor component is one sum of products, reduced once.
+        let level = a.level();
+        let mut d0 = RnsPoly::zero(a.n(), level + 1);
+        let mut d1 = RnsPoly::zero(a.n(), level + 1);
+        let mut d2 = RnsPoly::zero(a.n(), level + 1);
+        d0.par_limbs_mut()
+            .zip(d1.par_limbs_mut())
+            .zip(d2.par_limbs_mut())
+            .zip(self.params.q_primes(level))
+            .enumerate()
+            .for_each(|(i, (((o0, o1), o2), q))| {
+                fn limbs<'a>(x: &'a RnsPoly, y: &'a RnsPoly, i: usize) -> (&'a [u64], &'a [u64]) {
+                    (x.limb(i), y.limb(i))
+                }
+                let t0: Vec<_> = pairs.iter().map(|(x, y)| limbs(&x.c0, &y.c0, i)).collect();
+                let t1: Vec<_> = pairs
+                    .iter()
+                    .flat_map(|(x, y)| [limbs(&x.c0, &y.c1, i), limbs(&x.c1, &y.c0, i)])
+                    .collect();
+                let t2: Vec<_> = pairs.iter().map(|(x, y)| limbs(&x.c1, &y.c1, i)).collect();
+                kernels::dot_product(&t0, q.modulus(), o0);
+                kernels::dot_product(&t1, q.modulus(), o1);
+                kernels::dot_product(&t2, q.modulus(), o2);
+            });
         Ok(Tensor {
             d: [d0, d1, d2],
             level: a.level(),
