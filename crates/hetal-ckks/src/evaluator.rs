@@ -251,14 +251,7 @@ impl Evaluator {
     /// # Errors
     /// Level or slot mismatch.
     pub fn mul_plain(&self, a: &Ciphertext, pt: &Plaintext) -> Result<Ciphertext, CkksError> {
-        self.check_plain_operand(a, pt)?;
-        let primes = self.params.q_primes(a.level());
-        let mut out = a.clone();
-        out.c0.mul_assign(&pt.poly, primes);
-        out.c1.mul_assign(&pt.poly, primes);
-        out.scale *= pt.scale;
-        self.counters.add(Op::PtMult, 1);
-        Ok(out)
+        self.mul_plain_sum(&[(a, pt)])
     }
 
     /// `Σ_i a_i · pt_i` (no rescale), each residue's sum of products reduced once instead of
@@ -280,25 +273,12 @@ impl Evaluator {
             Self::check_slots(a.slots, x.slots)?;
             self.check_pair(a.level(), scale, x.level(), x.scale * p.scale)?;
         }
-        let level = a.level();
-        let mut c0 = RnsPoly::zero(a.n(), level + 1);
-        let mut c1 = RnsPoly::zero(a.n(), level + 1);
-        c0.par_limbs_mut()
-            .zip(c1.par_limbs_mut())
-            .zip(self.params.q_primes(level))
-            .enumerate()
-            .for_each(|(i, ((o0, o1), q))| {
-                let t0: Vec<(&[u64], &[u64])> = terms
-                    .iter()
-                    .map(|(x, p)| (x.c0.limb(i), p.poly.limb(i)))
-                    .collect();
-                let t1: Vec<(&[u64], &[u64])> = terms
-                    .iter()
-                    .map(|(x, p)| (x.c1.limb(i), p.poly.limb(i)))
-                    .collect();
-                kernels::dot_product(&t0, q.modulus(), o0);
-                kernels::dot_product(&t1, q.modulus(), o1);
-            });
+        let [c0, c1] = self.sums_of_products(a.level(), |k, i| {
+            terms
+                .iter()
+                .map(|(x, p)| ([&x.c0, &x.c1][k].limb(i), p.poly.limb(i)))
+                .collect()
+        });
         self.counters.add(Op::PtMult, terms.len() as u64);
         Ok(Ciphertext {
             c0,
@@ -563,6 +543,25 @@ impl Evaluator {
         })
     }
 
+    /// `K` polynomials over `Q_level` whose limb `i` of polynomial `k` is `Σ x·w mod q_i` over
+    /// the pairs of limbs `terms(k, i)`: every residue one sum of products, reduced once.
+    fn sums_of_products<'a, const K: usize>(
+        &self,
+        level: usize,
+        terms: impl Fn(usize, usize) -> Vec<(&'a [u64], &'a [u64])> + Sync,
+    ) -> [RnsPoly; K] {
+        let primes = self.params.q_primes(level);
+        let mut out: [RnsPoly; K] =
+            std::array::from_fn(|_| RnsPoly::zero(self.params.n(), level + 1));
+        out.par_iter_mut().enumerate().for_each(|(k, poly)| {
+            poly.par_limbs_mut()
+                .zip(primes)
+                .enumerate()
+                .for_each(|(i, (limb, q))| kernels::dot_product(&terms(k, i), q.modulus(), limb));
+        });
+        out
+    }
+
     /// The summed degree-2 tensors `(Σ x0·y0, Σ x0·y1 + x1·y0, Σ x1·y1)` of `pairs`, after
     /// checking that every operand shares the first's level and slots and every product its
     /// scale.
@@ -579,32 +578,19 @@ impl Evaluator {
             }
             self.check_pair(a.level(), scale, a.level(), x.scale * y.scale)?;
         }
-        // Each residue of each tensor component is one sum of products, reduced once.
-        let level = a.level();
-        let mut d0 = RnsPoly::zero(a.n(), level + 1);
-        let mut d1 = RnsPoly::zero(a.n(), level + 1);
-        let mut d2 = RnsPoly::zero(a.n(), level + 1);
-        d0.par_limbs_mut()
-            .zip(d1.par_limbs_mut())
-            .zip(d2.par_limbs_mut())
-            .zip(self.params.q_primes(level))
-            .enumerate()
-            .for_each(|(i, (((o0, o1), o2), q))| {
-                fn limbs<'a>(x: &'a RnsPoly, y: &'a RnsPoly, i: usize) -> (&'a [u64], &'a [u64]) {
-                    (x.limb(i), y.limb(i))
-                }
-                let t0: Vec<_> = pairs.iter().map(|(x, y)| limbs(&x.c0, &y.c0, i)).collect();
-                let t1: Vec<_> = pairs
-                    .iter()
-                    .flat_map(|(x, y)| [limbs(&x.c0, &y.c1, i), limbs(&x.c1, &y.c0, i)])
-                    .collect();
-                let t2: Vec<_> = pairs.iter().map(|(x, y)| limbs(&x.c1, &y.c1, i)).collect();
-                kernels::dot_product(&t0, q.modulus(), o0);
-                kernels::dot_product(&t1, q.modulus(), o1);
-                kernels::dot_product(&t2, q.modulus(), o2);
-            });
+        // Component k of the tensor sums x_u·y_v over u + v = k.
+        let d = self.sums_of_products(a.level(), |k, i| {
+            pairs
+                .iter()
+                .flat_map(|(x, y)| {
+                    let (xs, ys) = ([&x.c0, &x.c1], [&y.c0, &y.c1]);
+                    (k.saturating_sub(1)..=k.min(1))
+                        .map(move |u| (xs[u].limb(i), ys[k - u].limb(i)))
+                })
+                .collect()
+        });
         Ok(Tensor {
-            d: [d0, d1, d2],
+            d,
             level: a.level(),
             scale,
             slots: a.slots,

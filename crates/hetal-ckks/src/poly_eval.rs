@@ -934,15 +934,13 @@ impl<B: Backend> Bsgs<'_, B> {
         self.ensure(n)?;
         let tn_scale = be.scale(self.get(n)?);
         let prod_scale = scale * q_next;
-        let qv = if q.len() == 1 {
-            None
+        let factor = if q.len() == 1 {
+            Factor::Constant {
+                c: q.first().copied().unwrap_or(0.0),
+                scale: prod_scale / tn_scale,
+            }
         } else {
-            Some(self.eval(q, out + 1, prod_scale / tn_scale)?)
-        };
-        let factor = Factor {
-            qv: qv.as_ref(),
-            constant: q.first().copied().unwrap_or(0.0),
-            const_scale: prod_scale / tn_scale,
+            Factor::Ct(self.eval(q, out + 1, prod_scale / tn_scale)?)
         };
 
         let r_deg = r.len() - 1;
@@ -954,7 +952,10 @@ impl<B: Backend> Bsgs<'_, B> {
             };
         }
         if self.is_leaf(r_deg, budget) {
-            let product_scale = factor.qv.map_or(prod_scale, |qv| be.scale(qv) * tn_scale);
+            let product_scale = match &factor {
+                Factor::Ct(qv) => be.scale(qv) * tn_scale,
+                Factor::Constant { .. } => prod_scale,
+            };
             let rv = self.leaf(r, out + 1, product_scale)?;
             return self.times_tn(&factor, n, out + 1, Some(&rv));
         }
@@ -968,17 +969,17 @@ impl<B: Backend> Bsgs<'_, B> {
     /// rescale folded into the relinearization, a constant one by a constant multiplication.
     fn times_tn(
         &self,
-        factor: &Factor<'_, B::V>,
+        factor: &Factor<B::V>,
         n: usize,
         level: usize,
         addend: Option<&B::V>,
     ) -> Result<B::V, CkksError> {
         let be = self.be;
         let tn = at_level(be, self.get(n)?, level)?;
-        match factor.qv {
-            Some(qv) => be.mul_rescale(qv, &tn, addend),
-            None => {
-                let mut p = be.mul_const(&tn, factor.constant, factor.const_scale)?;
+        match factor {
+            Factor::Ct(qv) => be.mul_rescale(qv, &tn, addend),
+            &Factor::Constant { c, scale } => {
+                let mut p = be.mul_const(&tn, c, scale)?;
                 if let Some(x) = addend {
                     be.add_assign(&mut p, x)?;
                 }
@@ -988,12 +989,11 @@ impl<B: Backend> Bsgs<'_, B> {
     }
 }
 
-/// The quotient `q` of `p = q·T_n + r`: evaluated (`qv`), or of degree 0 (`constant`, to be
-/// encoded at `const_scale`).
-struct Factor<'q, V> {
-    qv: Option<&'q V>,
-    constant: f64,
-    const_scale: f64,
+/// The quotient `q` of `p = q·T_n + r`: evaluated, or of degree 0 (a constant `c`, to be
+/// encoded at `scale`).
+enum Factor<V> {
+    Ct(V),
+    Constant { c: f64, scale: f64 },
 }
 
 /// Chebyshev division by `T_n` for `n ≤ deg p < 2n`: `p = q·T_n + r`, `deg r < n`, from

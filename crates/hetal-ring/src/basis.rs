@@ -33,6 +33,16 @@ fn product_mod(moduli: &[Modulus], m: &Modulus) -> u64 {
         .fold(1 % m.value(), |acc, q| m.mul(acc, m.reduce(q.value())))
 }
 
+/// A constant modulo `t` as a converter keeps it: times `2^64` when its sums are reduced by
+/// Montgomery reduction, as it is otherwise.
+fn stored_form(montgomery: bool, t: &Modulus, w: u64) -> u64 {
+    if montgomery {
+        t.to_montgomery(w)
+    } else {
+        w
+    }
+}
+
 /// Fast basis extension from a source basis `D` to a target basis `T`.
 #[derive(Clone, Debug)]
 pub struct BasisConverter {
@@ -96,20 +106,17 @@ impl BasisConverter {
         // constant below `t_j`: below `t_j · (Σ_i d_i + k + 1)`.
         let bound = from.iter().map(|d| d.value() as u128).sum::<u128>() + terms - 1;
         let montgomery = bound <= 1 << 64;
-        let form = |t: &Modulus, w: u64| {
-            if montgomery {
-                t.to_montgomery(w)
-            } else {
-                w
-            }
-        };
         let dhat_mod_t = to
             .iter()
-            .map(|t| (0..from.len()).map(|i| form(t, dhat(i, t))).collect())
+            .map(|t| {
+                (0..from.len())
+                    .map(|i| stored_form(montgomery, t, dhat(i, t)))
+                    .collect()
+            })
             .collect();
         let neg_d_mod_t = to
             .iter()
-            .map(|t| form(t, t.neg(product_mod(from, t))))
+            .map(|t| stored_form(montgomery, t, t.neg(product_mod(from, t))))
             .collect();
         let d_inv_f64 = from.iter().map(|d| 1.0 / d.value() as f64).collect();
         Ok(Self {
@@ -126,11 +133,10 @@ impl BasisConverter {
 
     /// Adds `offset[j]` (below `t_j`) to every output residue of target `j`.
     fn set_offset(&mut self, offset: Vec<u64>) {
-        let montgomery = self.montgomery;
         self.offset = offset
             .into_iter()
             .zip(&self.to)
-            .map(|(c, t)| if montgomery { t.to_montgomery(c) } else { c })
+            .map(|(c, t)| stored_form(self.montgomery, t, c))
             .collect();
     }
 
@@ -194,27 +200,32 @@ impl BasisConverter {
                 blk.push((j, chunk));
             }
         }
-        blocks.into_par_iter().enumerate().for_each(|(b, outs)| {
-            let start = b * BLOCK;
-            let len = outs.first().map_or(0, |(_, o)| o.len());
-            let mut block = vec![0u64; len * k];
-            for (c, dst) in block.chunks_exact_mut(k).enumerate() {
-                for (d, yi) in dst.iter_mut().zip(y.chunks_exact(n)) {
-                    *d = yi[start + c];
+        // One coefficient-major buffer per worker, reused across its blocks.
+        let buffer = || vec![0u64; BLOCK * k];
+        blocks
+            .into_par_iter()
+            .enumerate()
+            .for_each_init(buffer, |block, (b, outs)| {
+                let start = b * BLOCK;
+                let len = outs.first().map_or(0, |(_, o)| o.len());
+                let block = &mut block[..len * k];
+                for (c, dst) in block.chunks_exact_mut(k).enumerate() {
+                    for (d, yi) in dst.iter_mut().zip(y.chunks_exact(n)) {
+                        *d = yi[start + c];
+                    }
                 }
-            }
-            let v = v.map(|v| &v[start..start + len]);
-            for (j, o) in outs {
-                let target = Target {
-                    modulus: &self.to[j],
-                    row: &self.dhat_mod_t[j],
-                    offset: self.offset.get(j).map_or(0, |&c| c as u128),
-                    neg_d: self.neg_d_mod_t[j] as u128,
-                    montgomery: self.montgomery,
-                };
-                target.residues(&block, v, o);
-            }
-        });
+                let v = v.map(|v| &v[start..start + len]);
+                for (j, o) in outs {
+                    let target = Target {
+                        modulus: &self.to[j],
+                        row: &self.dhat_mod_t[j],
+                        offset: self.offset.get(j).map_or(0, |&c| c as u128),
+                        neg_d: self.neg_d_mod_t[j] as u128,
+                        montgomery: self.montgomery,
+                    };
+                    target.residues(block, v, o);
+                }
+            });
     }
 
     /// Both steps: converts `input` (source limbs, coefficient form) into the first

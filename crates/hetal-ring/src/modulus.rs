@@ -28,9 +28,10 @@ impl Modulus {
         if !(3..1 << 62).contains(&q) || !crate::primes::is_prime(q) {
             return Err(RingError::BadModulus { q });
         }
-        let r = u128::MAX / q as u128; // floor((2^128 - 1) / q) == floor(2^128 / q) for odd q
-                                       // Newton's iteration for the inverse mod 2^64 doubles the correct low bits each step,
-                                       // from the 3 that `q` itself gives (q·q ≡ 1 mod 8 for odd q).
+        // floor((2^128 - 1) / q) == floor(2^128 / q) for odd q.
+        let r = u128::MAX / q as u128;
+        // Newton's iteration for the inverse mod 2^64 doubles the correct low bits each step,
+        // from the 3 that `q` itself gives (q·q ≡ 1 mod 8 for odd q).
         let q_inv_word = (0..5).fold(q, |x, _| {
             x.wrapping_mul(2u64.wrapping_sub(q.wrapping_mul(x)))
         });
