@@ -1,4 +1,5 @@
-//! Plaintexts and ciphertexts: RNS polynomials in NTT form with their level, scale and slots.
+//! Plaintexts and ciphertexts: RNS polynomials in NTT form with their level, scale and slots,
+//! and their crate-internal forms over the extended basis `Q_level · P` (double hoisting).
 
 use hetal_ring::RnsPoly;
 
@@ -68,4 +69,27 @@ impl Ciphertext {
     pub fn n(&self) -> usize {
         self.c0.n()
     }
+}
+
+/// `P·(c0, c1)` over the extended basis `Q_level · P` (NTT form, limbs `q_0..=q_level` then
+/// `P`) for a ciphertext `(c0, c1)` at `scale`: a key switch's output before its ModDown.
+/// Double-hoisted linear transforms sum their baby-step rotations, plaintext products and
+/// giant-step rotations in this form and divide by `P` (and `q_level`) once at the end.
+#[derive(Clone, Debug)]
+pub(crate) struct ExtCiphertext {
+    pub(crate) c: [RnsPoly; 2],
+    pub(crate) level: usize,
+    pub(crate) scale: f64,
+    pub(crate) slots: usize,
+}
+
+/// A plaintext encoded over `Q_level · P`, in Montgomery form (`x·2^64 mod q`: the constant
+/// operand of [`hetal_ring::kernels::dot_product_pair_montgomery`]), to multiply
+/// [`ExtCiphertext`]s.
+#[derive(Clone, Debug)]
+pub(crate) struct ExtPlaintext {
+    pub(crate) poly: RnsPoly,
+    pub(crate) level: usize,
+    pub(crate) scale: f64,
+    pub(crate) slots: usize,
 }

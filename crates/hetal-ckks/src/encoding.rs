@@ -11,8 +11,9 @@
 use num_complex::Complex64;
 use rayon::prelude::*;
 
+use crate::ciphertext::ExtPlaintext;
 use crate::{CkksError, Params, Plaintext};
-use hetal_ring::RnsPoly;
+use hetal_ring::{Prime, RnsPoly};
 
 /// Encodes and decodes slot vectors for one parameter set.
 #[derive(Clone, Debug)]
@@ -74,6 +75,51 @@ impl Encoder {
         level: usize,
         scale: f64,
     ) -> Result<Plaintext, CkksError> {
+        let coeffs = self.coefficients(values, slots, level, scale)?;
+        let primes = self.params.q_primes(level);
+        Ok(Plaintext {
+            poly: reduce_ntt(&coeffs, primes),
+            scale,
+            slots,
+        })
+    }
+
+    /// [`Encoder::encode`] over the extended basis `Q_level · P`, in Montgomery form: a
+    /// diagonal of a double-hoisted linear transform.
+    ///
+    /// # Errors
+    /// As [`Encoder::encode`].
+    pub(crate) fn encode_ext(
+        &self,
+        values: &[Complex64],
+        slots: usize,
+        level: usize,
+        scale: f64,
+    ) -> Result<ExtPlaintext, CkksError> {
+        let coeffs = self.coefficients(values, slots, level, scale)?;
+        let (qs, ps) = (self.params.q_primes(level), self.params.p_primes());
+        let mut poly = reduce_ntt(&coeffs, qs);
+        poly.to_montgomery(qs);
+        let mut p_part = reduce_ntt(&coeffs, ps);
+        p_part.to_montgomery(ps);
+        poly.extend_from(&p_part);
+        Ok(ExtPlaintext {
+            poly,
+            level,
+            scale,
+            slots,
+        })
+    }
+
+    /// The coefficients `Δ·τ^{-1}(values)` of the encoding before rounding, after the checks
+    /// of [`Encoder::encode`].
+    fn coefficients(
+        &self,
+        values: &[Complex64],
+        slots: usize,
+        level: usize,
+        scale: f64,
+    ) -> Result<Vec<f64>, CkksError> {
         self.check_slots(slots, values.len())?;
         if level > self.params.max_level() {
             return Err(CkksError::NotEnoughLevels {
@@ -113,21 +159,7 @@ impl Encoder {
                 reason: "value times scale exceeds 2^120".into(),
             });
         }
-        let primes = self.params.q_primes(level);
-        let mut poly = RnsPoly::zero(n, level + 1);
-        poly.par_limbs_mut().zip(primes).for_each(|(limb, p)| {
-            let m = p.modulus();
-            for (x, &c) in limb.iter_mut().zip(&coeffs) {
-                let r = c.round();
-                *x = if r.abs() < 9.2e18 {
-                    m.reduce_i64(r as i64)
-                } else {
-                    m.reduce_i128(r as i128)
-                };
-            }
-        });
-        poly.ntt(primes);
-        Ok(Plaintext { poly, scale, slots })
+        Ok(coeffs)
     }
 
     /// Encodes real values (imaginary parts zero).
@@ -220,6 +252,24 @@ impl Encoder {
         let inv = 1.0 / size as f64;
         v.iter_mut().for_each(|z| *z *= inv);
     }
+}
+
+/// The rounded coefficients `coeffs` modulo `primes`, in NTT form.
+fn reduce_ntt(coeffs: &[f64], primes: &[Prime]) -> RnsPoly {
+    let mut poly = RnsPoly::zero(coeffs.len(), primes.len());
+    poly.par_limbs_mut().zip(primes).for_each(|(limb, p)| {
+        let m = p.modulus();
+        for (x, &c) in limb.iter_mut().zip(coeffs) {
+            let r = c.round();
+            *x = if r.abs() < 9.2e18 {
+                m.reduce_i64(r as i64)
+            } else {
+                m.reduce_i128(r as i128)
+            };
+        }
+    });
+    poly.ntt(primes);
+    poly
 }
 
 fn bit_reverse<T>(v: &mut [T]) {

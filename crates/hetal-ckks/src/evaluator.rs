@@ -20,6 +20,7 @@ use rayon::prelude::*;
 
 use hetal_ring::{kernels, Automorphism, RnsPoly};
 
+use crate::ciphertext::{ExtCiphertext, ExtPlaintext};
 use crate::keyswitch;
 use crate::{Ciphertext, CkksError, EvalKeySet, Params, Plaintext, SwitchingKey};
 
@@ -749,12 +750,7 @@ impl Evaluator {
             || keyswitch::mod_down(&self.params, e1, level),
         );
         u0.add_assign(&a.c0, self.params.q_primes(level));
-        let mut c0 = RnsPoly::zero(a.n(), level + 1);
-        let mut c1 = RnsPoly::zero(a.n(), level + 1);
-        rayon::join(
-            || auto.apply_ntt(&u0, &mut c0),
-            || auto.apply_ntt(&u1, &mut c1),
-        );
+        let [c0, c1] = galois_pair(&auto, [u0, u1]);
         Ok(Ciphertext {
             c0,
             c1,
@@ -807,6 +803,168 @@ impl Evaluator {
         Ok(out)
     }
 
+    /// Double hoisting, step 1: the rotations of `a` by each of `ks` kept over `Q·P` (as
+    /// [`ExtCiphertext`]s: no ModDown), sharing one decomposition of `c1`. A rotation by 0 is
+    /// `P·a`. Counted as hoisted rotations.
+    ///
+    /// # Errors
+    /// [`CkksError::MissingGaloisKey`] when a key is missing (checked before any work).
+    pub(crate) fn rotate_hoisted_ext(
+        &self,
+        a: &Ciphertext,
+        ks: &[i64],
+    ) -> Result<Vec<ExtCiphertext>, CkksError> {
+        self.check_ct(a)?;
+        let gs: Vec<u64> = ks.iter().map(|&k| self.params.galois_element(k)).collect();
+        for (&g, &k) in gs.iter().zip(ks) {
+            if g != 1 {
+                self.keys.galois_key(g, k)?;
+            }
+        }
+        let dec = gs
+            .iter()
+            .any(|&g| g != 1)
+            .then(|| keyswitch::decompose(&self.params, &a.c1));
+        let ext = |c: [RnsPoly; 2]| ExtCiphertext {
+            c,
+            level: a.level(),
+            scale: a.scale,
+            slots: a.slots,
+        };
+        gs.iter()
+            .zip(ks)
+            .map(|(&g, &k)| match &dec {
+                Some(dec) if g != 1 => {
+                    let key = self.keys.galois_key(g, k)?;
+                    let [mut e0, e1] = keyswitch::inner_product(&self.params, dec, key);
+                    keyswitch::add_times_p(&self.params, &mut e0, &a.c0);
+                    self.counters.add(Op::Rotation, 1);
+                    self.counters.add(Op::KeySwitchHoisted, 1);
+                    Ok(ext(galois_pair(&self.automorphism(g)?, [e0, e1])))
+                }
+                _ => Ok(ext([&a.c0, &a.c1].map(|c| {
+                    let mut e = RnsPoly::zero(a.n(), self.params.ext_limbs(a.level()));
+                    keyswitch::add_times_p(&self.params, &mut e, c);
+                    e
+                }))),
+            })
+            .collect()
+    }
+
+    /// Double hoisting, step 2: `Σ_i x_i · pt_i` over `Q·P`, each residue reduced once. Every
+    /// product must have the scale of the first; `n` plaintext multiplications.
+    ///
+    /// # Errors
+    /// [`CkksError::NoOperands`] for an empty sum; level, scale or slot mismatch.
+    pub(crate) fn mul_plain_sum_ext(
+        &self,
+        terms: &[(&ExtCiphertext, &ExtPlaintext)],
+    ) -> Result<ExtCiphertext, CkksError> {
+        let &(a, pt) = terms
+            .first()
+            .ok_or(CkksError::NoOperands("a sum of plaintext products"))?;
+        let (level, scale) = (a.level, a.scale * pt.scale);
+        for &(x, p) in terms {
+            Self::check_level(level, x.level)?;
+            Self::check_level(level, p.level)?;
+            Self::check_slots(a.slots, x.slots)?;
+            Self::check_slots(a.slots, p.slots)?;
+            self.check_pair(level, scale, level, x.scale * p.scale)?;
+        }
+        let limbs = self.params.ext_limbs(level);
+        let mut c = [0, 1].map(|_| RnsPoly::zero(self.params.n(), limbs));
+        let [c0, c1] = &mut c;
+        c0.par_limbs_mut()
+            .zip(c1.par_limbs_mut())
+            .enumerate()
+            .for_each(|(i, (o0, o1))| {
+                let m = self.params.ext_prime(level, i).modulus();
+                let limbs: Vec<(&[u64], &[u64], &[u64])> = terms
+                    .iter()
+                    .map(|(x, p)| (p.poly.limb(i), x.c[0].limb(i), x.c[1].limb(i)))
+                    .collect();
+                kernels::dot_product_pair_montgomery(&limbs, m, o0, o1);
+            });
+        self.counters.add(Op::PtMult, terms.len() as u64);
+        Ok(ExtCiphertext {
+            c,
+            level,
+            scale,
+            slots: a.slots,
+        })
+    }
+
+    /// Double hoisting, step 3: rotates `x` (over `Q·P`) by `k` and stays over `Q·P`: only
+    /// `c1` is brought down (one ModDown), decomposed and key-switched; `P·c0` is added to
+    /// the key switch's output as it is. Counted as a rotation with its own key switch.
+    ///
+    /// # Errors
+    /// [`CkksError::MissingGaloisKey`] when no key for `k` was generated.
+    pub(crate) fn rotate_ext(&self, x: &ExtCiphertext, k: i64) -> Result<ExtCiphertext, CkksError> {
+        let g = self.params.galois_element(k);
+        if g == 1 {
+            return Ok(x.clone());
+        }
+        let key = self.keys.galois_key(g, k)?;
+        let c1 = keyswitch::mod_down(&self.params, x.c[1].clone(), x.level);
+        let dec = keyswitch::decompose(&self.params, &c1);
+        let [mut f0, f1] = keyswitch::inner_product(&self.params, &dec, key);
+        keyswitch::ext_add_assign(&self.params, x.level, &mut f0, &x.c[0]);
+        self.counters.add(Op::Rotation, 1);
+        self.counters.add(Op::KeySwitchFull, 1);
+        Ok(ExtCiphertext {
+            c: galois_pair(&self.automorphism(g)?, [f0, f1]),
+            level: x.level,
+            scale: x.scale,
+            slots: x.slots,
+        })
+    }
+
+    /// `acc += x` over `Q·P`.
+    ///
+    /// # Errors
+    /// Level, scale or slot mismatch.
+    pub(crate) fn add_ext_assign(
+        &self,
+        acc: &mut ExtCiphertext,
+        x: &ExtCiphertext,
+    ) -> Result<(), CkksError> {
+        self.check_pair(acc.level, acc.scale, x.level, x.scale)?;
+        Self::check_slots(acc.slots, x.slots)?;
+        let level = acc.level;
+        let [a0, a1] = &mut acc.c;
+        rayon::join(
+            || keyswitch::ext_add_assign(&self.params, level, a0, &x.c[0]),
+            || keyswitch::ext_add_assign(&self.params, level, a1, &x.c[1]),
+        );
+        Ok(())
+    }
+
+    /// Double hoisting, last step: divides `x` by `q_level · P` with one rounding, back to a
+    /// ciphertext one level down at scale `x.scale / q_level` (ModDown and rescale at once).
+    /// Counted as a rescale.
+    ///
+    /// # Errors
+    /// [`CkksError::NotEnoughLevels`] at level 0.
+    pub(crate) fn mod_down_rescale_ext(&self, x: ExtCiphertext) -> Result<Ciphertext, CkksError> {
+        if x.level == 0 {
+            return Err(CkksError::NotEnoughLevels { have: 0, need: 1 });
+        }
+        let q = self.params.q_primes(x.level)[x.level].value() as f64;
+        let [e0, e1] = x.c;
+        let (c0, c1) = rayon::join(
+            || keyswitch::mod_down_rescale(&self.params, e0, x.level),
+            || keyswitch::mod_down_rescale(&self.params, e1, x.level),
+        );
+        self.counters.add(Op::Rescale, 1);
+        Ok(Ciphertext {
+            c0,
+            c1,
+            scale: x.scale / q,
+            slots: x.slots,
+        })
+    }
+
     /// Complex conjugation of every slot.
     ///
     /// # Errors
@@ -851,5 +1009,111 @@ impl Evaluator {
     /// The rotations [`Evaluator::rotate_sum`] needs keys for.
     pub fn rotate_sum_rotations(stride: i64, count: usize) -> Vec<i64> {
         (0..count.trailing_zeros()).map(|s| stride << s).collect()
+    }
+}
+
+/// `σ(c)` for both components of `c` (NTT form, any limbs).
+fn galois_pair(auto: &Automorphism, c: [RnsPoly; 2]) -> [RnsPoly; 2] {
+    let [u0, u1] = c;
+    let mut out = [&u0, &u1].map(|u| RnsPoly::zero(u.n(), u.num_limbs()));
+    let [o0, o1] = &mut out;
+    rayon::join(|| auto.apply_ntt(&u0, o0), || auto.apply_ntt(&u1, o1));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{presets, Encoder, KeyGenerator, PrecisionStats};
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha20Rng;
+
+    fn rotate_left(v: &[Complex64], k: usize) -> Vec<Complex64> {
+        (0..v.len()).map(|i| v[(i + k) % v.len()]).collect()
+    }
+
+    /// Double hoisting's steps against the cleartext: hoisted rotations over `Q·P`, a sum of
+    /// plaintext products there, a rotation of that sum, and the single division by
+    /// `q_level·P` at the end, with the precision asserted in bits and the counts.
+    #[test]
+    fn extended_basis_steps_match_plaintext() {
+        let params = Params::new_insecure(presets::insecure_test(12, 3)).unwrap();
+        let mut kg = KeyGenerator::with_rng(&params, ChaCha20Rng::seed_from_u64(21));
+        let sk = kg.gen_secret_key();
+        let keys = Arc::new(kg.gen_eval_keys(&sk, &[1, 5, 16], false));
+        let (enc, eval) = (Encoder::new(&params), Evaluator::new(&params, keys));
+        let slots = params.max_slots();
+        let mut rng = ChaCha20Rng::seed_from_u64(22);
+        let mut random = |bound: f64| -> Vec<Complex64> {
+            (0..slots)
+                .map(|_| {
+                    Complex64::new(
+                        rng.random_range(-bound..bound),
+                        rng.random_range(-bound..bound),
+                    )
+                })
+                .collect()
+        };
+        let (v, d0, d1) = (random(1.0), random(1.0), random(1.0));
+        let level = params.max_level();
+        let scale = params.default_scale();
+        let pt = enc.encode(&v, slots, level, scale).unwrap();
+        let ct = sk
+            .encrypt(&pt, &mut ChaCha20Rng::seed_from_u64(23))
+            .unwrap();
+        let q = params.q_primes(level)[level].value() as f64;
+        let p0 = enc.encode_ext(&d0, slots, level, q).unwrap();
+        let p1 = enc.encode_ext(&d1, slots, level, q).unwrap();
+        let decrypt = |c: &Ciphertext| enc.decode(&sk.decrypt(c).unwrap());
+
+        // rot(d0 ⊙ v + d1 ⊙ rot(v, 5), 16): baby steps 0 and 5, one giant step of 16.
+        let babies = eval.rotate_hoisted_ext(&ct, &[0, 5]).unwrap();
+        let inner = eval
+            .mul_plain_sum_ext(&[(&babies[0], &p0), (&babies[1], &p1)])
+            .unwrap();
+        let mut sum = eval.rotate_ext(&inner, 16).unwrap();
+        // Plus rot(v, 1) ⊙ d0, hoisted with the others' decomposition skipped.
+        let extra = eval.rotate_hoisted_ext(&ct, &[1]).unwrap();
+        eval.add_ext_assign(
+            &mut sum,
+            &eval.mul_plain_sum_ext(&[(&extra[0], &p0)]).unwrap(),
+        )
+        .unwrap();
+        let out = eval.mod_down_rescale_ext(sum).unwrap();
+        assert_eq!((out.level(), out.scale()), (level - 1, scale));
+
+        let v5 = rotate_left(&v, 5);
+        let inner: Vec<Complex64> = (0..slots).map(|i| d0[i] * v[i] + d1[i] * v5[i]).collect();
+        let v1 = rotate_left(&v, 1);
+        let want: Vec<Complex64> = rotate_left(&inner, 16)
+            .iter()
+            .zip(v1.iter().zip(&d0))
+            .map(|(a, (b, c))| a + b * c)
+            .collect();
+        let stats = PrecisionStats::new(&want, &decrypt(&out));
+        assert!(stats.min_bits >= 20.0, "{stats}");
+        let c = eval.counts();
+        assert_eq!(
+            (c.rotations, c.keyswitch_hoisted, c.keyswitch_full),
+            (3, 2, 1)
+        );
+        assert_eq!((c.pt_mult, c.rescales), (3, 1));
+
+        // Misuse is an error: a product of mismatched scales, a missing key, level 0.
+        let off = enc.encode_ext(&d0, slots, level, 2.0 * q).unwrap();
+        assert!(matches!(
+            eval.mul_plain_sum_ext(&[(&babies[0], &p0), (&babies[1], &off)]),
+            Err(CkksError::ScaleMismatch { .. })
+        ));
+        assert!(matches!(
+            eval.rotate_hoisted_ext(&ct, &[3]),
+            Err(CkksError::MissingGaloisKey { .. })
+        ));
+        let bottom = eval.drop_to_level(&ct, 0).unwrap();
+        let lifted = eval.rotate_hoisted_ext(&bottom, &[0]).unwrap();
+        assert!(matches!(
+            eval.mod_down_rescale_ext(lifted[0].clone()),
+            Err(CkksError::NotEnoughLevels { .. })
+        ));
     }
 }

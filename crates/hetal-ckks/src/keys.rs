@@ -20,7 +20,7 @@ use rand::{CryptoRng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 use zeroize::Zeroize;
 
-use hetal_ring::{sampling, Automorphism, RnsPoly};
+use hetal_ring::{sampling, Automorphism, Prime, RnsPoly};
 
 use crate::{Ciphertext, CkksError, Params, Plaintext, SecretDist};
 
@@ -53,13 +53,39 @@ pub struct PublicKey {
     pub(crate) a: RnsPoly,
 }
 
-/// A key-switching key: one `(b_j, a_j)` pair per digit, NTT form over `Q_L · P`.
+/// A key-switching key: one `(b_j, a_j)` pair per digit, NTT form over `Q_L · P`. The
+/// residues are held in Montgomery form (`x·2^64 mod q`), the form key switching's inner
+/// product reduces cheapest ([`hetal_ring::kernels::dot_product_pair_montgomery`]); files hold the
+/// canonical residues ([`SwitchingKey::from_canonical`], [`SwitchingKey::canonical_digits`]).
 #[derive(Clone, Debug, PartialEq)]
 pub struct SwitchingKey {
     pub(crate) digits: Vec<[RnsPoly; 2]>,
 }
 
 impl SwitchingKey {
+    /// A key from its canonical residues over `primes` (those of `Q_L · P`).
+    pub(crate) fn from_canonical(mut digits: Vec<[RnsPoly; 2]>, primes: &[Prime]) -> Self {
+        digits
+            .iter_mut()
+            .flatten()
+            .for_each(|p| p.to_montgomery(primes));
+        Self { digits }
+    }
+
+    /// The canonical residues of each digit's `(b_j, a_j)`, over `primes` (those of
+    /// `Q_L · P`).
+    pub(crate) fn canonical_digits<'a>(
+        &'a self,
+        primes: &'a [Prime],
+    ) -> impl Iterator<Item = [RnsPoly; 2]> + 'a {
+        self.digits.iter().map(move |d| {
+            d.clone().map(|mut p| {
+                p.from_montgomery(primes);
+                p
+            })
+        })
+    }
+
     /// Size of the key material in bytes (8 per residue).
     pub fn size_bytes(&self) -> usize {
         self.digits
@@ -195,7 +221,7 @@ impl<R: CryptoRng> KeyGenerator<R> {
                 [b, a]
             })
             .collect();
-        SwitchingKey { digits }
+        SwitchingKey::from_canonical(digits, primes)
     }
 
     /// A switching key from `from` to `to`, two secret keys of these parameters: after
@@ -403,5 +429,55 @@ impl SecretKey {
             scale: ct.scale,
             slots: ct.slots,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::presets;
+
+    /// The canonical residues (those files hold) are the key itself: for the relinearization
+    /// key, `b_j + a_j·s − P·s²` on digit `j`'s limbs and `b_j + a_j·s` elsewhere is the small
+    /// key error. The in-memory (Montgomery) residues are not.
+    #[test]
+    fn canonical_digits_satisfy_the_key_equation() {
+        let params = Params::new_insecure(presets::insecure_test(10, 4)).unwrap();
+        let mut kg = KeyGenerator::with_rng(&params, ChaCha20Rng::seed_from_u64(3));
+        let sk = kg.gen_secret_key();
+        let rlk = kg.gen_relin_key(&sk);
+        let primes = params.qp_primes();
+        let mut s2 = sk.poly.clone();
+        s2.mul_assign(&sk.poly, primes);
+        let p_mod_q = params.p_mod_q();
+        let error_bound = 40; // > 12σ of the key error
+        for (mont, (j, range)) in rlk
+            .digits
+            .iter()
+            .zip(params.digits(params.max_level()).enumerate())
+        {
+            let [b, a] = rlk.canonical_digits(primes).nth(j).unwrap();
+            let mut e = a.clone();
+            e.mul_assign(&sk.poly, primes);
+            e.add_assign(&b, primes);
+            for i in range {
+                let m = primes[i].modulus();
+                for (x, &s) in e.limb_mut(i).iter_mut().zip(s2.limb(i)) {
+                    *x = m.sub(*x, m.mul(s, p_mod_q[i]));
+                }
+            }
+            e.intt(primes);
+            for (limb, p) in e.limbs().zip(primes) {
+                let q = p.value();
+                assert!(
+                    limb.iter().all(|&x| x.min(q - x) <= error_bound),
+                    "digit {j} mod {q}: the canonical residues are not the key"
+                );
+            }
+            assert_ne!(
+                mont[0], b,
+                "digit {j}: the key is not held in Montgomery form"
+            );
+        }
     }
 }

@@ -4,7 +4,7 @@
 //! 1. [`decompose`]: `d` (NTT form over `Q_l`) is cut into `beta = ceil((l+1)/alpha)` digits;
 //!    each digit is raised to `Q_l · P` by fast basis extension (ModUp). Cost: `l+1` inverse
 //!    NTTs and `beta·(l+1+k−alpha)` forward NTTs, where `k = |P|`.
-//! 2. [`inner_product`]: `Σ_j digit_j · key_j` over `Q_l · P`, with one lazy reduction per
+//! 2. [`inner_product`]: `Σ_j digit_j · key_j` over `Q_l · P`, with one lazy (Montgomery) reduction per
 //!    residue. Rotations permute only the output, after ModDown (their keys switch `s` to
 //!    `σ^{-1}(s)`; see the evaluator).
 //! 3. [`mod_down`]: division by `P` with rounding back to `Q_l`. Cost: `k` inverse and `l+1`
@@ -23,15 +23,6 @@ use crate::{keys::SwitchingKey, Params};
 pub(crate) struct Decomposed {
     pub(crate) level: usize,
     pub(crate) digits: Vec<RnsPoly>,
-}
-
-/// The prime of limb `i` of the extended basis at `level`.
-fn ext_prime(params: &Params, level: usize, i: usize) -> &Prime {
-    if i <= level {
-        &params.q_primes(level)[i]
-    } else {
-        &params.p_primes()[i - level - 1]
-    }
 }
 
 /// Stage 1: ModUp of every digit of `d` (NTT form over `Q_level`).
@@ -63,7 +54,7 @@ pub(crate) fn decompose(params: &Params, d: &RnsPoly) -> Decomposed {
                 .enumerate()
                 .filter(|(i, _)| !range.contains(i))
                 .for_each(|(i, limb)| {
-                    ext_prime(params, level, i).forward(limb);
+                    params.ext_prime(level, i).forward(limb);
                 });
             ext
         })
@@ -71,7 +62,8 @@ pub(crate) fn decompose(params: &Params, d: &RnsPoly) -> Decomposed {
     Decomposed { level, digits }
 }
 
-/// Stage 2: `(Σ_j digit_j·b_j, Σ_j digit_j·a_j)` over `Q_l · P`.
+/// Stage 2: `(Σ_j digit_j·b_j, Σ_j digit_j·a_j)` over `Q_l · P`, both sums in one pass over
+/// the digits (the key is in Montgomery form: one Montgomery reduction per residue).
 pub(crate) fn inner_product(params: &Params, dec: &Decomposed, key: &SwitchingKey) -> [RnsPoly; 2] {
     let level = dec.level;
     let n = params.n();
@@ -83,26 +75,19 @@ pub(crate) fn inner_product(params: &Params, dec: &Decomposed, key: &SwitchingKe
         .zip(out1.par_limbs_mut())
         .enumerate()
         .for_each(|(i, (o0, o1))| {
-            let m = ext_prime(params, level, i).modulus();
+            let m = params.ext_prime(level, i).modulus();
             let key_limb = if i <= level {
                 i
             } else {
                 top + 1 + (i - level - 1)
             };
-            let tb: Vec<(&[u64], &[u64])> = dec
+            let terms: Vec<(&[u64], &[u64], &[u64])> = dec
                 .digits
                 .iter()
                 .zip(&key.digits)
-                .map(|(d, [b, _])| (d.limb(i), b.limb(key_limb)))
+                .map(|(d, [b, a])| (d.limb(i), b.limb(key_limb), a.limb(key_limb)))
                 .collect();
-            let ta: Vec<(&[u64], &[u64])> = dec
-                .digits
-                .iter()
-                .zip(&key.digits)
-                .map(|(d, [_, a])| (d.limb(i), a.limb(key_limb)))
-                .collect();
-            kernels::dot_product(&tb, m, o0);
-            kernels::dot_product(&ta, m, o1);
+            kernels::dot_product_pair_montgomery(&terms, m, o0, o1);
         });
     [out0, out1]
 }
@@ -150,6 +135,17 @@ pub(crate) fn add_times_p(params: &Params, ext: &mut RnsPoly, d: &RnsPoly) {
             e.iter_mut()
                 .zip(x)
                 .for_each(|(e, &x)| *e = m.add(*e, m.mul_shoup(x, c, cs)));
+        });
+}
+
+/// `a += b` over the extended basis at `level`.
+pub(crate) fn ext_add_assign(params: &Params, level: usize, a: &mut RnsPoly, b: &RnsPoly) {
+    a.par_limbs_mut()
+        .zip(b.par_limbs())
+        .enumerate()
+        .for_each(|(i, (x, y))| {
+            let m = params.ext_prime(level, i).modulus();
+            x.iter_mut().zip(y).for_each(|(x, &y)| *x = m.add(*x, y));
         });
 }
 

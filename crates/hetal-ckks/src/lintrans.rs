@@ -30,20 +30,28 @@
 //! so a slot rotation by `k` acts cyclically on the `slots` values; every rotation used here
 //! is taken in `1..slots`, so the Galois keys are those of the sparse rotation group.
 //!
-//! # Cost
+//! # Cost: double hoisting
 //!
-//! For a transform with `D` nonzero diagonals, `B` distinct nonzero baby steps `k mod n1`
-//! and `G` distinct nonzero giant steps `⌊k / n1⌋` (for a dense matrix `B = n1 − 1`,
-//! `G = n2 − 1`):
+//! Evaluated with double hoisting (Bossuat–Mouchet–Troncoso-Pastoriza–Hubaux, Eurocrypt 2021):
+//! every intermediate stays over the extended basis `Q·P`, `P` times too large, and is divided
+//! by `q_level·P` once at the end. For a transform with `D` nonzero diagonals, `B` distinct
+//! nonzero baby steps `k mod n1` and `G` distinct nonzero giant steps `⌊k / n1⌋` (for a dense
+//! matrix `B = n1 − 1`, `G = n2 − 1`):
 //!
-//! - `B` baby-step rotations of the input in one [`Evaluator::rotate_hoisted`] call: one
-//!   shared decomposition, then `B` key-switch inner products and ModDowns;
-//! - `G` giant-step rotations with [`Evaluator::rotate`] (a full key switch each), done on
-//!   the partial sums before the rescale, so their key-switch noise is divided by `q_level`;
-//! - `D` plaintext multiplications, summed per giant step with one modular reduction per
-//!   residue ([`Evaluator::mul_plain_sum`]);
-//! - one rescale: exactly one level. The diagonals are encoded at scale `q_level` by default,
-//!   so the output scale equals the input scale exactly.
+//! - `B` baby-step rotations of the input sharing one decomposition, each a key-switch inner
+//!   product and an automorphism over `Q·P`, **no ModDown**;
+//! - `D` plaintext multiplications over `Q·P` (the diagonals are encoded there, in
+//!   Montgomery form), summed per giant step with one modular reduction per residue;
+//! - `G` giant-step rotations of the partial sums, each one ModDown of `c1` only, its
+//!   decomposition and inner product, the result kept over `Q·P` (the partial sum's `c0`,
+//!   already `P` times too large, is added as it is);
+//! - one division by `q_level·P` of the total (ModDown and rescale in one rounding): exactly
+//!   one level. The diagonals are encoded at scale `q_level` by default, so the output scale
+//!   equals the input scale exactly.
+//!
+//! Against single hoisting this saves `2·B + G` ModDowns (each `|P|` inverse and `level + 1`
+//! forward NTTs with a basis conversion) and the rescale, for `|P|` more limbs in each
+//! plaintext product and encoded diagonal.
 //!
 //! The baby-step count `n1` (a power of two) is by default the one minimizing `B + G`, ties
 //! going to the larger `n1` (more hoisted, fewer full key switches); for a dense matrix this
@@ -82,18 +90,16 @@
 //!
 //! # Not done here
 //!
-//! No double hoisting (Bossuat et al. 2021: baby steps kept in the extended basis `QP`,
-//! giant steps hoisted too, a single ModDown per giant step): that needs access to the
-//! key-switch internals (decomposition and ModDown) from outside the evaluator and is future
-//! work. No merging of several transforms into one (as in the FFT-like factorizations used
-//! for bootstrapping), and no rectangular matrices (pad them to square).
+//! No merging of several transforms into one (as in the FFT-like factorizations used for
+//! bootstrapping), and no rectangular matrices (pad them to square).
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use num_complex::Complex64;
 use rayon::prelude::*;
 
-use crate::{Ciphertext, CkksError, Encoder, Evaluator, Params, Plaintext};
+use crate::ciphertext::{ExtCiphertext, ExtPlaintext};
+use crate::{Ciphertext, CkksError, Encoder, Evaluator, Params};
 
 /// Left rotation: `out[t] = v[(t + s) mod n]`.
 fn rotate_left(v: &[Complex64], s: usize) -> Vec<Complex64> {
@@ -407,7 +413,7 @@ impl LinearTransform {
                 .filter_map(|&i| self.diagonals.get(&(shift + i)).map(|d| (i, d)))
                 .map(|(i, d)| {
                     let d = rotate_left(d, n - shift);
-                    encoder.encode(&d, n, level, scale).map(|pt| (i, pt))
+                    encoder.encode_ext(&d, n, level, scale).map(|pt| (i, pt))
                 })
                 .collect::<Result<Vec<_>, _>>()?;
             giants.push(GiantStep {
@@ -432,7 +438,7 @@ impl LinearTransform {
 #[derive(Clone, Debug)]
 struct GiantStep {
     rotation: i64,
-    terms: Vec<(usize, Plaintext)>,
+    terms: Vec<(usize, ExtPlaintext)>,
 }
 
 /// A [`LinearTransform`] with its pre-rotated diagonals encoded at one level, ready to be
@@ -526,46 +532,38 @@ impl EncodedLinearTransform {
                 rhs: self.slots,
             });
         }
-        let rotated = eval.rotate_hoisted(ct, &self.baby_rotations)?;
-        let baby = |i: usize| -> &Ciphertext {
-            match self.baby_rotations.binary_search(&(i as i64)) {
-                Ok(pos) => rotated.get(pos).unwrap_or(ct),
-                Err(_) => ct,
-            }
+        // Baby step 0 (P·ct) first, then the rotations, all over Q·P.
+        let ks: Vec<i64> = std::iter::once(0)
+            .chain(self.baby_rotations.iter().copied())
+            .collect();
+        let babies = eval.rotate_hoisted_ext(ct, &ks)?;
+        let baby = |i: usize| -> &ExtCiphertext {
+            let pos = self
+                .baby_rotations
+                .binary_search(&(i as i64))
+                .map_or(0, |p| p + 1);
+            &babies[pos]
         };
         let partial = self
             .giants
             .par_iter()
-            .map(|g| -> Result<Option<Ciphertext>, CkksError> {
-                if g.terms.is_empty() {
-                    return Ok(None);
-                }
-                let terms: Vec<(&Ciphertext, &Plaintext)> =
+            .filter(|g| !g.terms.is_empty())
+            .map(|g| {
+                let terms: Vec<(&ExtCiphertext, &ExtPlaintext)> =
                     g.terms.iter().map(|(i, pt)| (baby(*i), pt)).collect();
-                let inner = eval.mul_plain_sum(&terms)?;
-                if g.rotation != 0 {
-                    eval.rotate(&inner, g.rotation).map(Some)
-                } else {
-                    Ok(Some(inner))
-                }
+                eval.rotate_ext(&eval.mul_plain_sum_ext(&terms)?, g.rotation)
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let mut sum: Option<Ciphertext> = None;
-        for p in partial.into_iter().flatten() {
-            match sum.as_mut() {
-                Some(s) => eval.add_assign(s, &p)?,
-                None => sum = Some(p),
-            }
-        }
-        let out = match sum {
-            Some(s) => s,
-            None => {
-                // No diagonals: zero, at the scale the products would have had.
-                let mut z = eval.sub(ct, ct)?;
-                z.set_scale(ct.scale() * self.scale);
-                z
-            }
+        let mut partial = partial.into_iter();
+        let Some(mut sum) = partial.next() else {
+            // No diagonals: zero, at the scale the products would have had.
+            let mut z = eval.sub(ct, ct)?;
+            z.set_scale(ct.scale() * self.scale);
+            return eval.rescale(&z);
         };
-        eval.rescale(&out)
+        for p in partial {
+            eval.add_ext_assign(&mut sum, &p)?;
+        }
+        eval.mod_down_rescale_ext(sum)
     }
 }

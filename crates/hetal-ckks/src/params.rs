@@ -420,6 +420,21 @@ impl Params {
         &self.0.qp
     }
 
+    /// The prime of limb `i` of the extended basis `Q_level · P` (laid out `q_0..=q_level`
+    /// then `P`).
+    pub(crate) fn ext_prime(&self, level: usize, i: usize) -> &Prime {
+        if i <= level {
+            &self.0.qp[i]
+        } else {
+            &self.0.qp[self.0.num_q + i - level - 1]
+        }
+    }
+
+    /// The number of limbs of the extended basis `Q_level · P`.
+    pub(crate) fn ext_limbs(&self, level: usize) -> usize {
+        level + 1 + self.p_primes().len()
+    }
+
     /// The digits (ranges of ciphertext primes) at `level`.
     pub(crate) fn digits(&self, level: usize) -> impl Iterator<Item = Range<usize>> + '_ {
         let alpha = self.0.alpha;

@@ -326,11 +326,12 @@ impl Writer<'_> {
         }
     }
 
-    fn switching_key(&mut self, k: &SwitchingKey) {
+    /// A switching key over `primes` (its `Q_L · P`), in canonical residues.
+    fn switching_key(&mut self, k: &SwitchingKey, primes: &[Prime]) {
         self.usize(k.digits.len());
-        for [b, a] in &k.digits {
-            self.poly(b);
-            self.poly(a);
+        for [b, a] in k.canonical_digits(primes) {
+            self.poly(&b);
+            self.poly(&a);
         }
     }
 
@@ -419,7 +420,7 @@ fn emit_eval_keys<E>(
     match &keys.relin {
         Some(k) => {
             w.u8(1);
-            w.switching_key(k);
+            w.switching_key(k, params.qp_primes());
         }
         None => w.u8(0),
     }
@@ -429,7 +430,7 @@ fn emit_eval_keys<E>(
         buf.clear();
         let mut w = Writer { buf: &mut buf };
         w.u64(g);
-        w.switching_key(k);
+        w.switching_key(k, params.qp_primes());
         emit(&buf)?;
     }
     Ok(())
@@ -489,14 +490,19 @@ pub fn encode_boot_keys(keys: &BootKeys, boot: &Bootstrapper) -> Vec<u8> {
         .saturating_add(switching_key_len(&keys.to_sparse))
         .saturating_add(switching_key_len(&keys.to_dense));
     let ephemeral = boot.ephemeral_params().map_or(0, Params::fingerprint);
+    // Without encapsulation the file is refused on decoding anyway; its keys are written
+    // over the main primes.
+    let ephemeral_primes = boot
+        .ephemeral_params()
+        .map_or(boot.params().qp_primes(), Params::qp_primes);
     encode_with(
         ObjectKind::BootKeys,
         boot.params().fingerprint(),
         body_len,
         |w| {
             w.u64(ephemeral);
-            w.switching_key(&keys.to_sparse);
-            w.switching_key(&keys.to_dense);
+            w.switching_key(&keys.to_sparse, ephemeral_primes);
+            w.switching_key(&keys.to_dense, boot.params().qp_primes());
         },
     )
 }
@@ -797,7 +803,7 @@ fn read_digits(
         let a = read_qp_poly(r, params, what)?;
         out.push([b, a]);
     }
-    Ok(SwitchingKey { digits: out })
+    Ok(SwitchingKey::from_canonical(out, params.qp_primes()))
 }
 
 fn read_switching_key(

@@ -96,6 +96,16 @@ fn ring_kernels(c: &mut Criterion) {
         c.bench_function(&format!("ring/{name}/n16"), |b| {
             b.iter(|| kernels::dot_product(&terms, &m, &mut out))
         });
+        // Both key components against the same digits, the key in Montgomery form (the
+        // residues' form does not change the kernel's speed).
+        let terms: Vec<(&[u64], &[u64], &[u64])> = (0..4)
+            .map(|i| (x.limb(i), x.limb(4 + i), x.limb((5 + i) % 8)))
+            .collect();
+        let mut out1 = vec![0u64; n];
+        c.bench_function(
+            &format!("ring/{}/n16", name.replace("dot_4", "dot_pair_4")),
+            |b| b.iter(|| kernels::dot_product_pair_montgomery(&terms, &m, &mut out, &mut out1)),
+        );
     }
 }
 

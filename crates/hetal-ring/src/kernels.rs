@@ -1,9 +1,13 @@
-//! The inner product of key switching, `Σ_j x_j·w_j mod q` coefficient-wise.
+//! Sums of products `Σ_j x_j·w_j mod q` coefficient-wise: key switching's inner product and
+//! the sums of ciphertext products.
 //!
-//! Scalar 64×64→128-bit products summed lazily, one Barrett reduction per residue. The number
-//! of terms (dnum) is made a compile-time constant, so the loop over them unrolls and each
+//! Scalar 64×64→128-bit products summed lazily, one reduction per residue. The number of
+//! terms (dnum) is made a compile-time constant, so the loop over them unrolls and each
 //! residue's sum stays in registers; on AVX2 this beats splitting residues into 25-bit halves
-//! for 32-bit vector multiplies (`cargo bench -p hetal-ring`, `dot_4`).
+//! for 32-bit vector multiplies (`cargo bench -p hetal-ring`, `dot_4`). [`dot_product`]
+//! reduces by Barrett (any operands); [`dot_product_pair_montgomery`] serves key switching,
+//! whose keys are constants stored in Montgomery form: it reads each digit once for both key
+//! components and reduces by Montgomery (two multiplies against Barrett's five).
 
 use crate::Modulus;
 
@@ -46,6 +50,71 @@ pub fn dot_product(terms: &[(&[u64], &[u64])], m: &Modulus, out: &mut [u64]) {
     fixed_sizes!(1 2 3 4 5 6 7 8 9 10 11 12 13 14 15);
 }
 
+/// Most terms unrolled by [`dot_product_pair_montgomery`] (more are summed in parts).
+const MAX_PAIR_TERMS: usize = 16;
+
+/// `(out0, out1)[c] = Σ_j x_j[c]·(w0_j[c], w1_j[c])·2^-64 mod m` for `terms` `(x_j, w0_j,
+/// w1_j)` with `D ≤ min(MAX_PAIR_TERMS, m.redc_terms())` terms.
+#[inline(always)]
+fn fixed_pair<const D: usize>(
+    terms: &[(&[u64], &[u64], &[u64])],
+    m: &Modulus,
+    out0: &mut [u64],
+    out1: &mut [u64],
+) {
+    let n = out0.len().min(out1.len());
+    let xs: [&[u64]; D] = std::array::from_fn(|j| &terms[j].0[..n]);
+    let w0: [&[u64]; D] = std::array::from_fn(|j| &terms[j].1[..n]);
+    let w1: [&[u64]; D] = std::array::from_fn(|j| &terms[j].2[..n]);
+    for (c, (o0, o1)) in out0.iter_mut().zip(out1.iter_mut()).enumerate() {
+        let (mut s0, mut s1) = (0u128, 0u128);
+        for j in 0..D {
+            let x = xs[j][c] as u128;
+            s0 += x * w0[j][c] as u128;
+            s1 += x * w1[j][c] as u128;
+        }
+        *o0 = m.redc(s0);
+        *o1 = m.redc(s1);
+    }
+}
+
+/// `(out0, out1)[c] = Σ_j x_j[c]·(w0_j[c], w1_j[c]) mod m`, for `terms` `(x_j, w0_j, w1_j)`
+/// whose weights `w0_j`, `w1_j` are stored in Montgomery form (`w·2^64 mod m`, see
+/// [`RnsPoly::to_montgomery`](crate::RnsPoly::to_montgomery)) and `x_j < m`: the two inner
+/// products of key switching (a key's two components against the same digits) in one pass,
+/// one Montgomery reduction per residue. All slices have the length of the outputs.
+pub fn dot_product_pair_montgomery(
+    terms: &[(&[u64], &[u64], &[u64])],
+    m: &Modulus,
+    out0: &mut [u64],
+    out1: &mut [u64],
+) {
+    macro_rules! fixed_sizes {
+        ($($d:literal)*) => {{
+            let limit = m.redc_terms().min(MAX_PAIR_TERMS);
+            match terms.len() {
+                0 => {
+                    out0.fill(0);
+                    out1.fill(0);
+                }
+                $($d if $d <= limit => fixed_pair::<$d>(terms, m, out0, out1),)*
+                _ => {
+                    // Sums of up to `limit` terms, reduced and added.
+                    let (head, tail) = terms.split_at(limit.min(terms.len()));
+                    dot_product_pair_montgomery(head, m, out0, out1);
+                    let mut rest0 = vec![0; out0.len()];
+                    let mut rest1 = vec![0; out1.len()];
+                    dot_product_pair_montgomery(tail, m, &mut rest0, &mut rest1);
+                    for (o, r) in out0.iter_mut().zip(rest0).chain(out1.iter_mut().zip(rest1)) {
+                        *o = m.add(*o, r);
+                    }
+                }
+            }
+        }};
+    }
+    fixed_sizes!(1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -80,6 +149,56 @@ mod tests {
                         (a + x[c] as u128 * w[c] as u128) % q as u128
                     });
                     assert_eq!(o as u128, want, "{count} terms mod {q}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn montgomery_pair_matches_u128_oracle() {
+        use crate::{primes, NttOrder, Prime, RnsPoly};
+        let mut rng = ChaCha20Rng::seed_from_u64(10);
+        let n = 64;
+        let order = NttOrder::new(n).unwrap();
+        // The widest prime takes the fewest terms per lazy sum (4 below 2^62), so 40 terms
+        // exercise the split into parts.
+        for bits in [50, 61, 62] {
+            let q = primes::primes_below(bits, n, 1, &[]).unwrap()[0];
+            let m = Modulus::new(q).unwrap();
+            let prime = [Prime::new(q, &order).unwrap()];
+            let limbs = |rng: &mut ChaCha20Rng| -> Vec<Vec<u64>> {
+                (0..40)
+                    .map(|_| (0..n).map(|_| rng.random_range(0..q)).collect())
+                    .collect()
+            };
+            let (xs, w0, w1) = (limbs(&mut rng), limbs(&mut rng), limbs(&mut rng));
+            // The weights in Montgomery form (the round trip checked too).
+            let mont = |w: &Vec<Vec<u64>>| -> Vec<Vec<u64>> {
+                w.iter()
+                    .map(|limb| {
+                        let mut p = RnsPoly::from_data(n, limb.clone()).unwrap();
+                        p.to_montgomery(&prime);
+                        let mut back = p.clone();
+                        back.from_montgomery(&prime);
+                        assert_eq!(back.data(), &limb[..]);
+                        p.data().to_vec()
+                    })
+                    .collect()
+            };
+            let (m0, m1) = (mont(&w0), mont(&w1));
+            for count in (0..=17).chain([40]) {
+                let terms: Vec<(&[u64], &[u64], &[u64])> = (0..count)
+                    .map(|j| (&xs[j][..], &m0[j][..], &m1[j][..]))
+                    .collect();
+                let (mut o0, mut o1) = (vec![1u64; n], vec![2u64; n]);
+                dot_product_pair_montgomery(&terms, &m, &mut o0, &mut o1);
+                for c in 0..n {
+                    for (o, w) in [(&o0, &w0), (&o1, &w1)] {
+                        let want = (0..count).fold(0u128, |a, j| {
+                            (a + xs[j][c] as u128 * w[j][c] as u128) % q as u128
+                        });
+                        assert_eq!(o[c] as u128, want, "{count} terms mod {q}");
+                    }
                 }
             }
         }

@@ -104,6 +104,12 @@ impl Modulus {
         (((w as u128) << 64) % self.q as u128) as u64
     }
 
+    /// How many products of two residues a lazy sum may hold before [`Modulus::redc`]: the
+    /// largest `t` with `t·q·(q − 1) < q·2^64`, i.e. `t·q < 2^64` (at least 4, as `q < 2^62`).
+    pub fn redc_terms(&self) -> usize {
+        (u64::MAX / self.q) as usize
+    }
+
     /// `x · 2^-64 mod q` in `[0, q)`, for `x < q · 2^64` (Montgomery reduction): a sum of
     /// products `Σ a_i · to_montgomery(w_i)` reduces to `Σ a_i · w_i mod q`.
     #[inline(always)]

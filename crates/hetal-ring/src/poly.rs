@@ -178,6 +178,29 @@ impl RnsPoly {
             });
     }
 
+    /// Puts every residue in Montgomery form, `x·2^64 mod q` (one Shoup product each): the
+    /// form in which a constant operand of [`kernels::dot_product_pair_montgomery`] is stored.
+    ///
+    /// [`kernels::dot_product_pair_montgomery`]: crate::kernels::dot_product_pair_montgomery
+    pub fn to_montgomery(&mut self, primes: &[Prime]) {
+        self.check(primes);
+        self.par_limbs_mut().zip(primes).for_each(|(l, p)| {
+            let m = p.modulus();
+            let r = m.to_montgomery(1);
+            let rs = m.shoup(r);
+            l.iter_mut().for_each(|x| *x = m.mul_shoup(*x, r, rs));
+        });
+    }
+
+    /// Undoes [`RnsPoly::to_montgomery`]: `x·2^-64 mod q` for every residue.
+    pub fn from_montgomery(&mut self, primes: &[Prime]) {
+        self.check(primes);
+        self.par_limbs_mut().zip(primes).for_each(|(l, p)| {
+            let m = p.modulus();
+            l.iter_mut().for_each(|x| *x = m.redc(*x as u128));
+        });
+    }
+
     /// Multiplies limb `i` by the constant `c[i]` (already reduced mod prime `i`).
     pub fn mul_scalar_assign(&mut self, c: &[u64], primes: &[Prime]) {
         self.check(primes);
