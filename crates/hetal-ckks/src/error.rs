@@ -68,6 +68,16 @@ pub enum CkksError {
         /// Its Galois element.
         galois_element: u64,
     },
+    /// The rotation key serves lower levels than the ciphertext's.
+    #[error("the Galois key for rotation by {rotation} serves levels up to {key_level}, the ciphertext is at level {level}; generate it for higher levels or drop the ciphertext first")]
+    KeyLevel {
+        /// The rotation asked for (0 for conjugation).
+        rotation: i64,
+        /// The highest level the key serves.
+        key_level: usize,
+        /// The ciphertext's level.
+        level: usize,
+    },
     /// No relinearization key was given to the evaluator.
     #[error("no relinearization key in the evaluation key set")]
     MissingRelinKey,

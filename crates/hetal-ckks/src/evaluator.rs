@@ -666,7 +666,8 @@ impl Evaluator {
     pub fn switch_key(&self, a: &Ciphertext, key: &SwitchingKey) -> Result<Ciphertext, CkksError> {
         self.check_ct(a)?;
         let qp = self.params.qp_primes().len();
-        if key.digits.len() != self.params.digits(self.params.max_level()).count()
+        if key.level != self.params.max_level()
+            || key.digits.len() != self.params.digits(self.params.max_level()).count()
             || key
                 .digits
                 .iter()
@@ -741,9 +742,9 @@ impl Evaluator {
         g: u64,
         rotation: i64,
     ) -> Result<Ciphertext, CkksError> {
-        let key = self.keys.galois_key(g, rotation)?;
-        let auto = self.automorphism(g)?;
         let level = a.level();
+        let key = self.keys.galois_key(g, rotation, level)?;
+        let auto = self.automorphism(g)?;
         let [e0, e1] = keyswitch::inner_product(&self.params, dec, key);
         let (mut u0, u1) = rayon::join(
             || keyswitch::mod_down(&self.params, e0, level),
@@ -769,7 +770,7 @@ impl Evaluator {
         if g == 1 {
             return Ok(a.clone());
         }
-        self.keys.galois_key(g, k)?;
+        self.keys.galois_key(g, k, a.level())?;
         let dec = keyswitch::decompose(&self.params, &a.c1);
         let out = self.apply_galois(a, &dec, g, k)?;
         self.counters.add(Op::Rotation, 1);
@@ -786,7 +787,7 @@ impl Evaluator {
         let gs: Vec<u64> = ks.iter().map(|&k| self.params.galois_element(k)).collect();
         for (&g, &k) in gs.iter().zip(ks) {
             if g != 1 {
-                self.keys.galois_key(g, k)?;
+                self.keys.galois_key(g, k, a.level())?;
             }
         }
         let dec = keyswitch::decompose(&self.params, &a.c1);
@@ -818,7 +819,7 @@ impl Evaluator {
         let gs: Vec<u64> = ks.iter().map(|&k| self.params.galois_element(k)).collect();
         for (&g, &k) in gs.iter().zip(ks) {
             if g != 1 {
-                self.keys.galois_key(g, k)?;
+                self.keys.galois_key(g, k, a.level())?;
             }
         }
         let dec = gs
@@ -835,7 +836,7 @@ impl Evaluator {
             .zip(ks)
             .map(|(&g, &k)| match &dec {
                 Some(dec) if g != 1 => {
-                    let key = self.keys.galois_key(g, k)?;
+                    let key = self.keys.galois_key(g, k, a.level())?;
                     let [mut e0, e1] = keyswitch::inner_product(&self.params, dec, key);
                     keyswitch::add_times_p(&self.params, &mut e0, &a.c0);
                     self.counters.add(Op::Rotation, 1);
@@ -905,7 +906,7 @@ impl Evaluator {
         if g == 1 {
             return Ok(x.clone());
         }
-        let key = self.keys.galois_key(g, k)?;
+        let key = self.keys.galois_key(g, k, x.level)?;
         let c1 = keyswitch::mod_down(&self.params, x.c[1].clone(), x.level);
         let dec = keyswitch::decompose(&self.params, &c1);
         let [mut f0, f1] = keyswitch::inner_product(&self.params, &dec, key);
@@ -972,7 +973,7 @@ impl Evaluator {
     pub fn conjugate(&self, a: &Ciphertext) -> Result<Ciphertext, CkksError> {
         self.check_ct(a)?;
         let g = self.params.conjugation_element();
-        self.keys.galois_key(g, 0)?;
+        self.keys.galois_key(g, 0, a.level())?;
         let dec = keyswitch::decompose(&self.params, &a.c1);
         let out = self.apply_galois(a, &dec, g, 0)?;
         self.counters.add(Op::Conjugation, 1);
@@ -1113,6 +1114,61 @@ mod tests {
         let lifted = eval.rotate_hoisted_ext(&bottom, &[0]).unwrap();
         assert!(matches!(
             eval.mod_down_rescale_ext(lifted[0].clone()),
+            Err(CkksError::NotEnoughLevels { .. })
+        ));
+    }
+    /// A Galois key below the top level serves ciphertexts at or below its level, with the
+    /// precision of a full key, single and hoisted, and refuses higher ones.
+    #[test]
+    fn lower_level_keys_rotate_up_to_their_level() {
+        let params = Params::new_insecure(presets::insecure_test(12, 5)).unwrap();
+        let mut kg = KeyGenerator::with_rng(&params, ChaCha20Rng::seed_from_u64(31));
+        let sk = kg.gen_secret_key();
+        let mut keys = kg.gen_eval_keys(&sk, &[], false);
+        kg.add_rotation_keys_at(&mut keys, &sk, &[3, -2], 2)
+            .unwrap();
+        let (enc, eval) = (
+            Encoder::new(&params),
+            Evaluator::new(&params, Arc::new(keys)),
+        );
+        let slots = params.max_slots();
+        let mut rng = ChaCha20Rng::seed_from_u64(32);
+        let v: Vec<Complex64> = (0..slots)
+            .map(|_| Complex64::new(rng.random_range(-1.0..1.0), rng.random_range(-1.0..1.0)))
+            .collect();
+        let top = params.max_level();
+        let pt = enc.encode(&v, slots, top, params.default_scale()).unwrap();
+        let ct = sk.encrypt(&pt, &mut rng).unwrap();
+        for level in [2, 1, 0] {
+            let x = eval.drop_to_level(&ct, level).unwrap();
+            let single = eval.rotate(&x, 3).unwrap();
+            let hoisted = eval.rotate_hoisted(&x, &[3, -2]).unwrap();
+            for (got, k) in [(&single, 3), (&hoisted[0], 3), (&hoisted[1], slots - 2)] {
+                let stats = PrecisionStats::new(
+                    &rotate_left(&v, k),
+                    &enc.decode(&sk.decrypt(got).unwrap()),
+                );
+                assert!(
+                    stats.min_bits >= 25.0,
+                    "level {level}, rotation {k}: {stats}"
+                );
+            }
+        }
+        for level in [3, top] {
+            let x = eval.drop_to_level(&ct, level).unwrap();
+            assert!(matches!(
+                eval.rotate(&x, 3),
+                Err(CkksError::KeyLevel { rotation: 3, key_level: 2, level: l }) if l == level
+            ));
+            assert!(matches!(
+                eval.rotate_hoisted(&x, &[-2]),
+                Err(CkksError::KeyLevel { .. })
+            ));
+        }
+        // Above the top is refused at generation.
+        let mut set = EvalKeySet::default();
+        assert!(matches!(
+            kg.add_rotation_keys_at(&mut set, &sk, &[1], top + 1),
             Err(CkksError::NotEnoughLevels { .. })
         ));
     }

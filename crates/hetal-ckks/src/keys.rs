@@ -53,37 +53,63 @@ pub struct PublicKey {
     pub(crate) a: RnsPoly,
 }
 
-/// A key-switching key: one `(b_j, a_j)` pair per digit, NTT form over `Q_L · P`. The
-/// residues are held in Montgomery form (`x·2^64 mod q`), the form key switching's inner
-/// product reduces cheapest ([`hetal_ring::kernels::dot_product_pair_montgomery`]); files hold the
-/// canonical residues ([`SwitchingKey::from_canonical`], [`SwitchingKey::canonical_digits`]).
+/// A key-switching key for ciphertexts up to its [`level`](SwitchingKey::level): one
+/// `(b_j, a_j)` pair per digit of that level, NTT form over `Q_level · P`. A key below the top
+/// level is smaller (fewer digits, fewer limbs) and serves only ciphertexts at or below its
+/// level. The residues are held in Montgomery form (`x·2^64 mod q`), the form key switching's
+/// inner product reduces cheapest ([`hetal_ring::kernels::dot_product_pair_montgomery`]);
+/// files hold the canonical residues ([`SwitchingKey::from_canonical`],
+/// [`SwitchingKey::canonical_digits`]).
 #[derive(Clone, Debug, PartialEq)]
 pub struct SwitchingKey {
     pub(crate) digits: Vec<[RnsPoly; 2]>,
+    pub(crate) level: usize,
+}
+
+/// Applies `f` to the `Q_level` part and to the `P` part of `poly` (over `Q_level · P`), each
+/// with its primes.
+fn on_ext_parts(
+    params: &Params,
+    level: usize,
+    poly: &mut RnsPoly,
+    f: impl Fn(&mut RnsPoly, &[Prime]),
+) {
+    let mut p_part = poly.split_off(level + 1);
+    f(poly, params.q_primes(level));
+    f(&mut p_part, params.p_primes());
+    poly.extend_from(&p_part);
 }
 
 impl SwitchingKey {
-    /// A key from its canonical residues over `primes` (those of `Q_L · P`).
-    pub(crate) fn from_canonical(mut digits: Vec<[RnsPoly; 2]>, primes: &[Prime]) -> Self {
+    /// A key for ciphertexts up to `level` from its canonical residues (over `Q_level · P`).
+    pub(crate) fn from_canonical(
+        mut digits: Vec<[RnsPoly; 2]>,
+        level: usize,
+        params: &Params,
+    ) -> Self {
         digits
             .iter_mut()
             .flatten()
-            .for_each(|p| p.to_montgomery(primes));
-        Self { digits }
+            .for_each(|p| on_ext_parts(params, level, p, RnsPoly::to_montgomery));
+        Self { digits, level }
     }
 
-    /// The canonical residues of each digit's `(b_j, a_j)`, over `primes` (those of
-    /// `Q_L · P`).
+    /// The canonical residues of each digit's `(b_j, a_j)` (over `Q_level · P`).
     pub(crate) fn canonical_digits<'a>(
         &'a self,
-        primes: &'a [Prime],
+        params: &'a Params,
     ) -> impl Iterator<Item = [RnsPoly; 2]> + 'a {
         self.digits.iter().map(move |d| {
             d.clone().map(|mut p| {
-                p.from_montgomery(primes);
+                on_ext_parts(params, self.level, &mut p, RnsPoly::from_montgomery);
                 p
             })
         })
+    }
+
+    /// The highest ciphertext level the key serves.
+    pub fn level(&self) -> usize {
+        self.level
     }
 
     /// Size of the key material in bytes (8 per residue).
@@ -122,11 +148,26 @@ impl EvalKeySet {
             .sum()
     }
 
-    pub(crate) fn galois_key(&self, g: u64, rotation: i64) -> Result<&SwitchingKey, CkksError> {
-        self.galois.get(&g).ok_or(CkksError::MissingGaloisKey {
+    /// The key of `σ_g` (for a rotation by `rotation`, or the conjugation), checked to serve
+    /// ciphertexts at `level`.
+    pub(crate) fn galois_key(
+        &self,
+        g: u64,
+        rotation: i64,
+        level: usize,
+    ) -> Result<&SwitchingKey, CkksError> {
+        let key = self.galois.get(&g).ok_or(CkksError::MissingGaloisKey {
             rotation,
             galois_element: g,
-        })
+        })?;
+        if key.level < level {
+            return Err(CkksError::KeyLevel {
+                rotation,
+                key_level: key.level,
+                level,
+            });
+        }
+        Ok(key)
     }
 }
 
@@ -192,36 +233,55 @@ impl<R: CryptoRng> KeyGenerator<R> {
         PublicKey { b, a }
     }
 
-    /// A switching key from `s_from` (NTT form over `Q_L · P`) to `sk`.
+    /// A switching key from `s_from` (NTT form over `Q_L · P`) to `sk`, at the top level.
     fn gen_switching_key(&mut self, sk: &SecretKey, s_from: &RnsPoly) -> SwitchingKey {
-        self.gen_switching_key_to(&sk.poly, s_from)
+        self.gen_switching_key_to(&sk.poly, s_from, self.params.max_level())
     }
 
-    /// A switching key from `s_from` to `s_to`, both NTT form over `Q_L · P`.
-    fn gen_switching_key_to(&mut self, s_to: &RnsPoly, s_from: &RnsPoly) -> SwitchingKey {
+    /// A switching key from `s_from` to `s_to` (both NTT form over `Q_L · P`) for ciphertexts
+    /// up to `level`: the digits of that level over `Q_level · P`.
+    fn gen_switching_key_to(
+        &mut self,
+        s_to: &RnsPoly,
+        s_from: &RnsPoly,
+        level: usize,
+    ) -> SwitchingKey {
         let params = self.params.clone();
-        let primes = params.qp_primes();
-        let top = params.max_level();
+        let n = params.n();
+        let num_q = params.max_level() + 1;
         let p_mod_q = params.p_mod_q();
+        // The key's two parts: Q_level (limbs 0..=level of the secrets) and P.
+        let parts = [
+            (0..level + 1, params.q_primes(level)),
+            (num_q..num_q + params.p_primes().len(), params.p_primes()),
+        ];
         let digits = params
-            .digits(top)
+            .digits(level)
             .map(|range| {
-                let a = sampling::uniform(&mut self.rng, params.n(), primes);
-                let mut b = self.error_poly(primes);
-                let mut as_ = a.clone();
-                as_.mul_assign(s_to, primes);
-                b.sub_assign(&as_, primes);
-                for i in range {
-                    let m = primes[i].modulus();
-                    let (w, ws) = (p_mod_q[i], m.shoup(p_mod_q[i]));
-                    for (x, &s) in b.limb_mut(i).iter_mut().zip(s_from.limb(i)) {
-                        *x = m.add(*x, m.mul_shoup(s, w, ws));
+                let e = sampling::gaussian(&mut self.rng, n, params.error_std());
+                let mut key = [RnsPoly::zero(n, 0), RnsPoly::zero(n, 0)];
+                for (limbs, primes) in &parts {
+                    let a = sampling::uniform(&mut self.rng, n, primes);
+                    let mut b = RnsPoly::from_signed(&e, primes);
+                    b.ntt(primes);
+                    let mut as_ = a.clone();
+                    as_.mul_assign(&s_to.sub_limbs(limbs.clone()), primes);
+                    b.sub_assign(&as_, primes);
+                    // + P·s_from on the digit's own limbs (all in the Q part).
+                    for i in range.clone().filter(|i| limbs.contains(i)) {
+                        let m = primes[i].modulus();
+                        let (w, ws) = (p_mod_q[i], m.shoup(p_mod_q[i]));
+                        for (x, &s) in b.limb_mut(i).iter_mut().zip(s_from.limb(i)) {
+                            *x = m.add(*x, m.mul_shoup(s, w, ws));
+                        }
                     }
+                    key[0].extend_from(&b);
+                    key[1].extend_from(&a);
                 }
-                [b, a]
+                key
             })
             .collect();
-        SwitchingKey::from_canonical(digits, primes)
+        SwitchingKey::from_canonical(digits, level, &params)
     }
 
     /// A switching key from `from` to `to`, two secret keys of these parameters: after
@@ -249,11 +309,28 @@ impl<R: CryptoRng> KeyGenerator<R> {
         self.gen_switching_key(sk, &s2)
     }
 
-    /// The Galois key for `σ_g` (from `σ_g(s)` to `s`).
+    /// The Galois key for `σ_g` (from `σ_g(s)` to `s`), for ciphertexts at every level.
     ///
     /// # Errors
     /// [`CkksError::InvalidParams`] for an even `g`.
     pub fn gen_galois_key(&mut self, sk: &SecretKey, g: u64) -> Result<SwitchingKey, CkksError> {
+        self.gen_galois_key_at(sk, g, self.params.max_level())
+    }
+
+    /// The Galois key for `σ_g` for ciphertexts up to `level` only: the digits and limbs of
+    /// that level, `(level + 1 + |P|)·⌈(level + 1)/α⌉` limbs against the top level's
+    /// `(L + 1 + |P|)·dnum` (at N = 2^16, level 10 of `n16-boot`: 36 MB against 146 MB).
+    ///
+    /// # Errors
+    /// [`CkksError::InvalidParams`] for an even `g`; [`CkksError::NotEnoughLevels`] for a
+    /// level above the top.
+    pub fn gen_galois_key_at(
+        &mut self,
+        sk: &SecretKey,
+        g: u64,
+        level: usize,
+    ) -> Result<SwitchingKey, CkksError> {
+        self.check_key_level(level)?;
         // The key switches s to σ_g^{-1}(s): the evaluator key-switches c1 first and applies
         // σ_g to the two output polynomials afterwards (σ_g(σ_g^{-1}(s)) = s), which moves the
         // permutation from the decomposed digits (over Q·P, one per digit) to the result.
@@ -263,11 +340,12 @@ impl<R: CryptoRng> KeyGenerator<R> {
             .ok_or_else(|| CkksError::InvalidParams(format!("Galois element {g} is even")))?;
         let mut s_inv = RnsPoly::zero(self.params.n(), sk.poly.num_limbs());
         auto.apply_ntt(&sk.poly, &mut s_inv);
-        Ok(self.gen_switching_key_to(&s_inv, &sk.poly))
+        Ok(self.gen_switching_key_to(&s_inv, &sk.poly, level))
     }
 
     /// An evaluation key set with the relinearization key, keys for the given slot rotations
-    /// (left rotations by `k`; negative is right), and the conjugation key if asked.
+    /// (left rotations by `k`; negative is right), and the conjugation key if asked, all for
+    /// every level.
     pub fn gen_eval_keys(
         &mut self,
         sk: &SecretKey,
@@ -278,6 +356,7 @@ impl<R: CryptoRng> KeyGenerator<R> {
             relin: Some(self.gen_relin_key(sk)),
             galois: BTreeMap::new(),
         };
+        let top = self.params.max_level();
         let mut elements: Vec<u64> = rotations
             .iter()
             .map(|&k| self.params.galois_element(k))
@@ -285,15 +364,60 @@ impl<R: CryptoRng> KeyGenerator<R> {
         if conjugation {
             elements.push(self.params.conjugation_element());
         }
-        for g in elements {
+        self.add_galois_keys(&mut set, sk, &elements, top);
+        set
+    }
+
+    /// Adds to `set` keys for the slot rotations `rotations` that serve ciphertexts up to
+    /// `level` only (smaller keys, see [`KeyGenerator::gen_galois_key_at`]); a rotation that
+    /// already has a key keeps it.
+    ///
+    /// # Errors
+    /// [`CkksError::NotEnoughLevels`] for a level above the top.
+    pub fn add_rotation_keys_at(
+        &mut self,
+        set: &mut EvalKeySet,
+        sk: &SecretKey,
+        rotations: &[i64],
+        level: usize,
+    ) -> Result<(), CkksError> {
+        self.check_key_level(level)?;
+        let elements: Vec<u64> = rotations
+            .iter()
+            .map(|&k| self.params.galois_element(k))
+            .collect();
+        self.add_galois_keys(set, sk, &elements, level);
+        Ok(())
+    }
+
+    /// A key level must be one of the parameters' levels.
+    fn check_key_level(&self, level: usize) -> Result<(), CkksError> {
+        let top = self.params.max_level();
+        if level > top {
+            return Err(CkksError::NotEnoughLevels {
+                have: top,
+                need: level,
+            });
+        }
+        Ok(())
+    }
+
+    fn add_galois_keys(
+        &mut self,
+        set: &mut EvalKeySet,
+        sk: &SecretKey,
+        elements: &[u64],
+        level: usize,
+    ) {
+        for &g in elements {
             if g != 1 && !set.galois.contains_key(&g) {
-                // Odd by construction (powers of 5 and 2N - 1), so this cannot fail.
-                if let Ok(k) = self.gen_galois_key(sk, g) {
+                // Odd by construction (powers of 5 and 2N - 1) and the level is checked, so
+                // this cannot fail.
+                if let Ok(k) = self.gen_galois_key_at(sk, g, level) {
                     set.galois.insert(g, k);
                 }
             }
         }
-        set
     }
 }
 
@@ -437,47 +561,55 @@ mod tests {
     use super::*;
     use crate::presets;
 
-    /// The canonical residues (those files hold) are the key itself: for the relinearization
-    /// key, `b_j + a_j·s − P·s²` on digit `j`'s limbs and `b_j + a_j·s` elsewhere is the small
-    /// key error. The in-memory (Montgomery) residues are not.
+    /// The canonical residues (those files hold) are the key itself: for a key from `s²` to
+    /// `s` at level `l`, `b_j + a_j·s − P·s²` on digit `j`'s limbs and `b_j + a_j·s` elsewhere
+    /// is the small key error, over `Q_l · P`. The in-memory (Montgomery) residues are not.
+    /// At the top level (the relinearization key) and below it (a smaller key).
     #[test]
     fn canonical_digits_satisfy_the_key_equation() {
         let params = Params::new_insecure(presets::insecure_test(10, 4)).unwrap();
         let mut kg = KeyGenerator::with_rng(&params, ChaCha20Rng::seed_from_u64(3));
         let sk = kg.gen_secret_key();
-        let rlk = kg.gen_relin_key(&sk);
-        let primes = params.qp_primes();
+        let qp = params.qp_primes();
         let mut s2 = sk.poly.clone();
-        s2.mul_assign(&sk.poly, primes);
-        let p_mod_q = params.p_mod_q();
-        let error_bound = 40; // > 12σ of the key error
-        for (mont, (j, range)) in rlk
-            .digits
-            .iter()
-            .zip(params.digits(params.max_level()).enumerate())
-        {
-            let [b, a] = rlk.canonical_digits(primes).nth(j).unwrap();
-            let mut e = a.clone();
-            e.mul_assign(&sk.poly, primes);
-            e.add_assign(&b, primes);
-            for i in range {
-                let m = primes[i].modulus();
-                for (x, &s) in e.limb_mut(i).iter_mut().zip(s2.limb(i)) {
-                    *x = m.sub(*x, m.mul(s, p_mod_q[i]));
+        s2.mul_assign(&sk.poly, qp);
+        let top = params.max_level();
+        let num_q = top + 1;
+        for (key, level) in [
+            (kg.gen_relin_key(&sk), top),
+            (kg.gen_switching_key_to(&sk.poly, &s2, 1), 1),
+        ] {
+            assert_eq!(key.level(), level);
+            assert_eq!(key.digits.len(), params.digits(level).count());
+            // The limbs of Q_level · P within the full basis.
+            let limbs: Vec<usize> = (0..=level).chain(num_q..qp.len()).collect();
+            for (j, range) in params.digits(level).enumerate() {
+                let [b, a] = key.canonical_digits(&params).nth(j).unwrap();
+                assert_eq!(b.num_limbs(), limbs.len());
+                assert_ne!(
+                    key.digits[j][0], b,
+                    "the key is not held in Montgomery form"
+                );
+                for (t, &i) in limbs.iter().enumerate() {
+                    let (p, m) = (&qp[i], qp[i].modulus());
+                    let mut e: Vec<u64> = (0..params.n())
+                        .map(|c| {
+                            let x = m.add(b.limb(t)[c], m.mul(a.limb(t)[c], sk.poly.limb(i)[c]));
+                            if range.contains(&i) {
+                                m.sub(x, m.mul(s2.limb(i)[c], params.p_mod_q()[i]))
+                            } else {
+                                x
+                            }
+                        })
+                        .collect();
+                    p.inverse(&mut e);
+                    let q = p.value();
+                    assert!(
+                        e.iter().all(|&x| x.min(q - x) <= 40),
+                        "level {level}, digit {j}, limb {i}: the canonical residues are not the key"
+                    );
                 }
             }
-            e.intt(primes);
-            for (limb, p) in e.limbs().zip(primes) {
-                let q = p.value();
-                assert!(
-                    limb.iter().all(|&x| x.min(q - x) <= error_bound),
-                    "digit {j} mod {q}: the canonical residues are not the key"
-                );
-            }
-            assert_ne!(
-                mont[0], b,
-                "digit {j}: the key is not held in Montgomery form"
-            );
         }
     }
 }

@@ -68,7 +68,6 @@ pub(crate) fn inner_product(params: &Params, dec: &Decomposed, key: &SwitchingKe
     let level = dec.level;
     let n = params.n();
     let k = params.p_primes().len();
-    let top = params.max_level();
     let mut out0 = RnsPoly::zero(n, level + 1 + k);
     let mut out1 = RnsPoly::zero(n, level + 1 + k);
     out0.par_limbs_mut()
@@ -76,10 +75,11 @@ pub(crate) fn inner_product(params: &Params, dec: &Decomposed, key: &SwitchingKe
         .enumerate()
         .for_each(|(i, (o0, o1))| {
             let m = params.ext_prime(level, i).modulus();
+            // The key's layout is that of its own level (at least the ciphertext's).
             let key_limb = if i <= level {
                 i
             } else {
-                top + 1 + (i - level - 1)
+                key.level + 1 + (i - level - 1)
             };
             let terms: Vec<(&[u64], &[u64], &[u64])> = dec
                 .digits

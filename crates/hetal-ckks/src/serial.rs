@@ -9,7 +9,7 @@
 //! | bytes | field |
 //! |---|---|
 //! | 8 | magic [`MAGIC`], `b"HETALCK\0"` |
-//! | 2 | format version, u16 ([`FORMAT_VERSION`] = 1) |
+//! | 2 | format version, u16 ([`FORMAT_VERSION`] = 2; version 1 had no key levels) |
 //! | 2 | object kind, u16 ([`ObjectKind`]) |
 //! | 8 | parameter fingerprint, u64 ([`Params::fingerprint`]) |
 //! | … | body (below) |
@@ -25,8 +25,10 @@
 //! - **PublicKey** (2): `b: poly`, `a: poly`, both over all primes `Q_L · P`.
 //! - **EvalKeySet** (3): relinearization flag `u8` (0 or 1), the relinearization switching key if
 //!   1, the number of Galois keys `u64`, then for each key in increasing order of Galois element:
-//!   the element `u64` and the switching key. A switching key is its number of digits `u64`,
-//!   then `b_j: poly`, `a_j: poly` per digit, all over `Q_L · P`.
+//!   the element `u64` and the switching key. A switching key is the highest ciphertext level it
+//!   serves `u64` (the top level for the relinearization key; Galois keys may stop lower and
+//!   are then smaller), its number of digits `u64` (that of its level), then `b_j: poly`,
+//!   `a_j: poly` per digit, both over `Q_level · P` (limbs `q_0..=q_level`, then `P`).
 //! - **Ciphertext** (4): `scale: f64`, `slots: u64`, `c0: poly`, `c1: poly` over `q_0..=q_level`.
 //! - **Plaintext** (5): `scale: f64`, `slots: u64`, `poly` over `q_0..=q_level`.
 //! - **SecretKey** (6): `n: u64`, then `n` coefficients of `s`, one byte each (`0x00` = 0,
@@ -57,8 +59,9 @@
 //!    ephemeral fingerprint too, against the bootstrapper's ephemeral set);
 //! 6. the body, field by field. Every declared size is checked against the parameters first
 //!    (ring degree `N`; `1..=L+1` limbs for plaintexts and ciphertexts, both ciphertext components
-//!    alike; exactly `#(Q_L · P)` limbs for keys, those of the ephemeral set for `to_sparse`; the
-//!    number of key-switching digits at the top level; at most `N` Galois keys, with odd,
+//!    alike; a key level at most the top (exactly the top for the relinearization and the
+//!    encapsulation keys, those of the ephemeral set for `to_sparse`), then exactly the digits
+//!    of that level and `#(Q_level · P)` limbs per polynomial; at most `N` Galois keys, with odd,
 //!    strictly increasing elements below `2N`), then against the bytes left
 //!    ([`DecodeError::Truncated`]), and only then is memory reserved.
 //!    Every residue must be below its prime ([`DecodeError::ResidueOutOfRange`]); scales must be
@@ -115,7 +118,7 @@ use crate::{
 /// The 8 bytes every encoded object starts with.
 pub const MAGIC: [u8; 8] = *b"HETALCK\0";
 /// The format version written, and the only one read.
-pub const FORMAT_VERSION: u16 = 1;
+pub const FORMAT_VERSION: u16 = 2;
 /// Length of the header: magic, version, kind, fingerprint.
 pub const HEADER_LEN: usize = 20;
 /// Length of the trailing checksum.
@@ -326,10 +329,11 @@ impl Writer<'_> {
         }
     }
 
-    /// A switching key over `primes` (its `Q_L · P`), in canonical residues.
-    fn switching_key(&mut self, k: &SwitchingKey, primes: &[Prime]) {
+    /// A switching key of `params`, in canonical residues.
+    fn switching_key(&mut self, k: &SwitchingKey, params: &Params) {
+        self.usize(k.level);
         self.usize(k.digits.len());
-        for [b, a] in k.canonical_digits(primes) {
+        for [b, a] in k.canonical_digits(params) {
             self.poly(&b);
             self.poly(&a);
         }
@@ -347,7 +351,7 @@ fn poly_len(p: &RnsPoly) -> usize {
 }
 
 fn switching_key_len(k: &SwitchingKey) -> usize {
-    k.digits.iter().fold(8usize, |acc, [b, a]| {
+    k.digits.iter().fold(16usize, |acc, [b, a]| {
         acc.saturating_add(poly_len(b)).saturating_add(poly_len(a))
     })
 }
@@ -420,7 +424,7 @@ fn emit_eval_keys<E>(
     match &keys.relin {
         Some(k) => {
             w.u8(1);
-            w.switching_key(k, params.qp_primes());
+            w.switching_key(k, params);
         }
         None => w.u8(0),
     }
@@ -430,7 +434,7 @@ fn emit_eval_keys<E>(
         buf.clear();
         let mut w = Writer { buf: &mut buf };
         w.u64(g);
-        w.switching_key(k, params.qp_primes());
+        w.switching_key(k, params);
         emit(&buf)?;
     }
     Ok(())
@@ -491,18 +495,16 @@ pub fn encode_boot_keys(keys: &BootKeys, boot: &Bootstrapper) -> Vec<u8> {
         .saturating_add(switching_key_len(&keys.to_dense));
     let ephemeral = boot.ephemeral_params().map_or(0, Params::fingerprint);
     // Without encapsulation the file is refused on decoding anyway; its keys are written
-    // over the main primes.
-    let ephemeral_primes = boot
-        .ephemeral_params()
-        .map_or(boot.params().qp_primes(), Params::qp_primes);
+    // with the main parameters.
+    let ephemeral_params = boot.ephemeral_params().unwrap_or(boot.params());
     encode_with(
         ObjectKind::BootKeys,
         boot.params().fingerprint(),
         body_len,
         |w| {
             w.u64(ephemeral);
-            w.switching_key(&keys.to_sparse, ephemeral_primes);
-            w.switching_key(&keys.to_dense, boot.params().qp_primes());
+            w.switching_key(&keys.to_sparse, ephemeral_params);
+            w.switching_key(&keys.to_dense, boot.params());
         },
     )
 }
@@ -759,6 +761,32 @@ fn read_qp_poly(r: &mut Reader<'_>, params: &Params, what: &str) -> Result<RnsPo
     poly_body(r, params, primes)
 }
 
+/// A polynomial over the extended basis `Q_level · P` (limbs `q_0..=q_level`, then `P`).
+fn read_ext_poly(
+    r: &mut Reader<'_>,
+    params: &Params,
+    level: usize,
+    what: &str,
+) -> Result<RnsPoly, DecodeError> {
+    let limbs = poly_header(r, params, what)?;
+    let expected = params.ext_limbs(level);
+    if limbs != expected as u64 {
+        return Err(invalid(format!(
+            "{what}: {limbs} limbs, expected {expected}"
+        )));
+    }
+    let mut poly = poly_body(r, params, params.q_primes(level))?;
+    let p_part = poly_body(r, params, params.p_primes()).map_err(|e| match e {
+        DecodeError::ResidueOutOfRange { limb, index } => DecodeError::ResidueOutOfRange {
+            limb: limb + level + 1,
+            index,
+        },
+        e => e,
+    })?;
+    poly.extend_from(&p_part);
+    Ok(poly)
+}
+
 fn read_scale_slots(r: &mut Reader<'_>, params: &Params) -> Result<(f64, usize), DecodeError> {
     let scale = r.f64()?;
     if !(scale.is_finite() && scale >= 1.0) {
@@ -774,57 +802,79 @@ fn read_scale_slots(r: &mut Reader<'_>, params: &Params) -> Result<(f64, usize),
     }
 }
 
-/// Number of key-switching digits at the top level.
-fn top_digits(params: &Params) -> usize {
-    params.digits(params.max_level()).count()
+/// The declared level of a switching key: a level of `params` (its top one when `top_only`).
+fn check_key_level(
+    level: u64,
+    params: &Params,
+    what: &str,
+    top_only: bool,
+) -> Result<usize, DecodeError> {
+    let top = params.max_level();
+    match usize::try_from(level) {
+        Ok(l) if l == top || (!top_only && l < top) => Ok(l),
+        _ if top_only => Err(invalid(format!(
+            "{what}: level {level}, expected the top level {top}"
+        ))),
+        _ => Err(invalid(format!(
+            "{what}: level {level} above the top {top}"
+        ))),
+    }
 }
 
-/// The declared digit count of a switching key, which must be that of `params`' top level.
-fn check_digits(declared: u64, params: &Params, what: &str) -> Result<usize, DecodeError> {
-    let expected = top_digits(params);
+/// The declared digit count of a switching key at `level`, which must be that level's.
+fn check_digits(
+    declared: u64,
+    params: &Params,
+    level: usize,
+    what: &str,
+) -> Result<usize, DecodeError> {
+    let expected = params.digits(level).count();
     if declared != expected as u64 {
         return Err(invalid(format!(
-            "{what}: {declared} digits, expected {expected}"
+            "{what}: {declared} digits, expected {expected} at level {level}"
         )));
     }
     Ok(expected)
 }
 
-/// The `digits` polynomial pairs of a switching key.
+/// The `digits` polynomial pairs of a switching key for ciphertexts up to `level`.
 fn read_digits(
     r: &mut Reader<'_>,
     params: &Params,
     what: &str,
+    level: usize,
     digits: usize,
 ) -> Result<SwitchingKey, DecodeError> {
     let mut out = Vec::with_capacity(digits);
     for _ in 0..digits {
-        let b = read_qp_poly(r, params, what)?;
-        let a = read_qp_poly(r, params, what)?;
+        let b = read_ext_poly(r, params, level, what)?;
+        let a = read_ext_poly(r, params, level, what)?;
         out.push([b, a]);
     }
-    Ok(SwitchingKey::from_canonical(out, params.qp_primes()))
+    Ok(SwitchingKey::from_canonical(out, level, params))
 }
 
+/// A top-level switching key (encapsulation keys).
 fn read_switching_key(
     r: &mut Reader<'_>,
     params: &Params,
     what: &str,
 ) -> Result<SwitchingKey, DecodeError> {
-    let digits = check_digits(r.u64()?, params, what)?;
-    read_digits(r, params, what, digits)
+    let level = check_key_level(r.u64()?, params, what, true)?;
+    let digits = check_digits(r.u64()?, params, level, what)?;
+    read_digits(r, params, what, level, digits)
 }
 
-/// Encoded size of one switching key under `params`, if it fits in `usize`.
-fn switching_key_bytes(params: &Params) -> Option<usize> {
+/// Encoded size of one switching key of `params` at `level`, if it fits in `usize`.
+fn switching_key_bytes(params: &Params, level: usize) -> Option<usize> {
     let poly = params
         .n()
-        .checked_mul(params.qp_primes().len())?
+        .checked_mul(params.ext_limbs(level))?
         .checked_mul(8)?
         .checked_add(16)?;
     poly.checked_mul(2)?
-        .checked_mul(top_digits(params))?
-        .checked_add(8)
+        .checked_mul(params.digits(level).count())?
+        .checked_add(16)
 }
 
 fn map_build_error(e: CkksError) -> CkksError {
@@ -998,21 +1048,23 @@ impl<R: std::io::Read> Source for Stream<'_, R> {
     }
 }
 
-/// A switching key of `params` from `src`: the digit count is checked before the key's bytes
-/// are taken.
+/// A switching key of `params` from `src` (at the top level when `top_only`): the level and
+/// digit count are checked before the key's bytes are taken.
 fn take_switching_key(
     src: &mut impl Source,
     params: &Params,
     what: &str,
+    top_only: bool,
 ) -> Result<SwitchingKey, DecodeError> {
-    let digits = check_digits(src.u64()?, params, what)?;
-    let len = switching_key_bytes(params)
-        .and_then(|b| b.checked_sub(8))
+    let level = check_key_level(src.u64()?, params, what, top_only)?;
+    let digits = check_digits(src.u64()?, params, level, what)?;
+    let len = switching_key_bytes(params, level)
+        .and_then(|b| b.checked_sub(16))
         .ok_or_else(|| invalid("switching key size overflows"))?;
     let mut r = Reader {
         rest: src.take(len)?,
     };
-    let key = read_digits(&mut r, params, what, digits)?;
+    let key = read_digits(&mut r, params, what, level, digits)?;
     r.finish()?;
     Ok(key)
 }
@@ -1021,7 +1073,12 @@ fn take_switching_key(
 fn eval_keys_body(src: &mut impl Source, params: &Params) -> Result<EvalKeySet, DecodeError> {
     let relin = match src.take(1)? {
         [0] => None,
-        [1] => Some(take_switching_key(src, params, "relinearization key")?),
+        [1] => Some(take_switching_key(
+            src,
+            params,
+            "relinearization key",
+            true,
+        )?),
         t => return Err(invalid(format!("relinearization flag {t:?}"))),
     };
     let count = src.u64()?;
@@ -1030,7 +1087,8 @@ fn eval_keys_body(src: &mut impl Source, params: &Params) -> Result<EvalKeySet, 
         Ok(c) if c <= n => c,
         _ => return Err(invalid(format!("{count} Galois keys, at most {n} exist"))),
     };
-    let key_bytes = switching_key_bytes(params)
+    // Every key takes at least the bytes of a level-0 key (and its Galois element).
+    let key_bytes = switching_key_bytes(params, 0)
         .and_then(|b| b.checked_add(8))
         .ok_or_else(|| invalid("switching key size overflows"))?;
     match (count as u64).checked_mul(key_bytes as u64) {
@@ -1053,7 +1111,7 @@ fn eval_keys_body(src: &mut impl Source, params: &Params) -> Result<EvalKeySet, 
             )));
         }
         prev = Some(g);
-        galois.insert(g, take_switching_key(src, params, "Galois key")?);
+        galois.insert(g, take_switching_key(src, params, "Galois key", false)?);
     }
     if src.left() != 0 {
         return Err(DecodeError::TrailingBytes);

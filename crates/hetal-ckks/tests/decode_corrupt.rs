@@ -155,6 +155,28 @@ fn round_trip_every_object() {
     assert_eq!(streamed, bytes);
     assert_eq!(read_eval_keys(&bytes, p, LIMITS).unwrap(), f.keys);
 
+    // Galois keys below the top level (smaller), mixed with top-level ones.
+    let mut mixed = f.keys.clone();
+    let mut keygen = KeyGenerator::with_rng(p, ChaCha20Rng::seed_from_u64(13));
+    keygen
+        .add_rotation_keys_at(&mut mixed, &f.sk, &[3, 1], 0)
+        .unwrap();
+    let g3 = p.galois_element(3);
+    let galois_bytes = |set: &EvalKeySet| set.size_bytes() - f.keys.size_bytes();
+    // One digit over q_0 · P.
+    assert_eq!(
+        galois_bytes(&mixed),
+        2 * (1 + p.p_primes().len()) * p.n() * 8
+    );
+    let bytes = serial::encode_eval_keys(&mixed, p);
+    let back = serial::decode_eval_keys(&bytes, p, LIMITS).unwrap();
+    assert_eq!(back, mixed);
+    assert_eq!(serial::encode_eval_keys(&back, p), bytes);
+    assert_eq!(read_eval_keys(&bytes, p, LIMITS).unwrap(), mixed);
+    assert!(back.galois_elements().any(|g| g == g3));
+    // Rotation 1 kept its top-level key.
+    assert_eq!(back.galois_elements().count(), 4);
+
     // An empty key set.
     let empty = EvalKeySet::default();
     let bytes = serial::encode_eval_keys(&empty, p);
@@ -642,19 +664,23 @@ fn eval_key_structure_is_checked(
     let p = &f.params;
     let qp = p.qp_primes().len() as u64;
     let ek = serial::encode_eval_keys(&f.keys, p);
+    let top = p.max_level() as u64;
     let digits = (p.max_level() + 1).div_ceil((p.max_level() + 1).div_ceil(p.dnum()));
     let poly_len = 16 + qp as usize * p.n() * 8;
-    let key_len = 8 + digits * 2 * poly_len;
+    let key_len = 16 + digits * 2 * poly_len;
     let flag_at = HEADER_LEN;
-    let digits_at = flag_at + 1;
-    let count_at = digits_at + key_len;
+    let level_at = flag_at + 1;
+    let digits_at = level_at + 8;
+    let count_at = level_at + key_len;
     let first_g_at = count_at + 8;
     let second_g_at = first_g_at + 8 + key_len;
     assert_eq!(ek[flag_at], 1);
+    assert_eq!(get_u64(&ek, level_at), top);
     assert_eq!(get_u64(&ek, digits_at), digits as u64);
     assert_eq!(get_u64(&ek, count_at), 2);
     assert_eq!(get_u64(&ek, first_g_at), 5);
     assert_eq!(get_u64(&ek, second_g_at), 25);
+    assert_eq!(get_u64(&ek, first_g_at + 8), top);
 
     let b = edited(&ek, |b| b[flag_at] = 2);
     assert!(is_invalid_field(dec_ek(&b)));
@@ -662,6 +688,21 @@ fn eval_key_structure_is_checked(
         let b = edited(&ek, |b| put_u64(b, digits_at, d));
         assert!(is_invalid_field(dec_ek(&b)), "digits {d}");
     }
+    // The relinearization key serves the top level; a Galois key no level above it.
+    for l in [0, top + 1, u64::MAX] {
+        let b = edited(&ek, |b| put_u64(b, level_at, l));
+        assert!(
+            is_invalid_field(dec_ek(&b)),
+            "relinearization key level {l}"
+        );
+    }
+    for l in [top + 1, 1 << 40] {
+        let b = edited(&ek, |b| put_u64(b, first_g_at + 8, l));
+        assert!(is_invalid_field(dec_ek(&b)), "Galois key level {l}");
+    }
+    // A lower level with the top level's digits and limbs: the digits or the limbs mismatch.
+    let b = edited(&ek, |b| put_u64(b, first_g_at + 8, 0));
+    assert!(is_invalid_field(dec_ek(&b)), "Galois key level 0");
     let two_n = 2 * p.n() as u64;
     for g in [0, 4, two_n + 1, two_n - 1 + 2, u64::MAX - 1] {
         let b = edited(&ek, |b| put_u64(b, first_g_at, g));
@@ -722,13 +763,13 @@ fn huge_declared_lengths_fail_fast_without_allocating() {
         // Public key.
         let b = sealed(&header(ObjectKind::PublicKey, fp), &[&n[..], &v].concat());
         assert!(is_invalid_field(serial::decode_public_key(&b, p, LIMITS)));
-        // Evaluation keys: huge digit count, huge Galois key count.
-        let b = sealed(
-            &header(ObjectKind::EvalKeySet, fp),
-            &[&[1u8][..], &v].concat(),
-        );
-        assert!(is_invalid_field(serial::decode_eval_keys(&b, p, LIMITS)));
-        assert!(is_invalid_field(read_eval_keys(&b, p, LIMITS)));
+        // Evaluation keys: huge key level, huge digit count, huge Galois key count.
+        let top = (p.max_level() as u64).to_le_bytes();
+        for body in [[&[1u8][..], &v].concat(), [&[1u8][..], &top, &v].concat()] {
+            let b = sealed(&header(ObjectKind::EvalKeySet, fp), &body);
+            assert!(is_invalid_field(serial::decode_eval_keys(&b, p, LIMITS)));
+            assert!(is_invalid_field(read_eval_keys(&b, p, LIMITS)));
+        }
         let b = sealed(
             &header(ObjectKind::EvalKeySet, fp),
             &[&[0u8][..], &v].concat(),

@@ -97,14 +97,16 @@ fn top_digits(p: &Params) -> usize {
     primes.div_ceil(primes.div_ceil(p.dnum()))
 }
 
-/// Encoded size of one switching key: the digit count, then `(b, a)` per digit over `Q_L · P`.
+/// Encoded size of one top-level switching key: its level and digit count, then `(b, a)` per
+/// digit over `Q_L · P`.
 fn switching_key_len(p: &Params) -> usize {
-    8 + top_digits(p) * 2 * (16 + p.qp_primes().len() * p.n() * 8)
+    16 + top_digits(p) * 2 * (16 + p.qp_primes().len() * p.n() * 8)
 }
 
 // Layout offsets (see the module documentation of `serial`).
 const EPH_FP: usize = HEADER_LEN;
-const SPARSE_DIGITS: usize = EPH_FP + 8;
+const SPARSE_LEVEL: usize = EPH_FP + 8;
+const SPARSE_DIGITS: usize = SPARSE_LEVEL + 8;
 const SPARSE_N: usize = SPARSE_DIGITS + 8;
 const SPARSE_LIMBS: usize = SPARSE_N + 8;
 const SPARSE_DATA: usize = SPARSE_LIMBS + 8;
@@ -236,9 +238,12 @@ fn structure_is_checked() {
     assert_eq!(top_digits(eph), 1);
     assert_eq!(get_u64(&bytes, SPARSE_N), p.n() as u64);
     assert_eq!(get_u64(&bytes, SPARSE_LIMBS), eph_limbs as u64);
-    let dense_at = SPARSE_DIGITS + switching_key_len(eph);
-    let dense_limbs_at = dense_at + 16;
-    assert_eq!(get_u64(&bytes, dense_at), top_digits(p) as u64);
+    let dense_at = SPARSE_LEVEL + switching_key_len(eph);
+    let dense_digits_at = dense_at + 8;
+    let dense_limbs_at = dense_at + 24;
+    assert_eq!(get_u64(&bytes, SPARSE_LEVEL), 0);
+    assert_eq!(get_u64(&bytes, dense_at), p.max_level() as u64);
+    assert_eq!(get_u64(&bytes, dense_digits_at), top_digits(p) as u64);
     assert_eq!(get_u64(&bytes, dense_limbs_at), p.qp_primes().len() as u64);
 
     // The ephemeral fingerprint.
@@ -256,8 +261,17 @@ fn structure_is_checked() {
         assert!(is_invalid_field(dec(&b)), "to-sparse digits {d}");
     }
     for d in [0, top_digits(p) as u64 + 1, 1 << 62] {
-        let b = edited(&bytes, |b| put_u64(b, dense_at, d));
+        let b = edited(&bytes, |b| put_u64(b, dense_digits_at, d));
         assert!(is_invalid_field(dec(&b)), "to-dense digits {d}");
+    }
+    // Both keys serve their set's top level, no other.
+    for l in [1, u64::MAX] {
+        let b = edited(&bytes, |b| put_u64(b, SPARSE_LEVEL, l));
+        assert!(is_invalid_field(dec(&b)), "to-sparse level {l}");
+    }
+    for l in [0, p.max_level() as u64 - 1, p.max_level() as u64 + 1] {
+        let b = edited(&bytes, |b| put_u64(b, dense_at, l));
+        assert!(is_invalid_field(dec(&b)), "to-dense level {l}");
     }
     // Ring degree.
     for n in [0, 512, 2048, u64::MAX] {
@@ -303,9 +317,9 @@ fn structure_is_checked() {
     );
     // The keys in the wrong order.
     let swapped = {
-        let mut body = bytes[EPH_FP..SPARSE_DIGITS].to_vec();
+        let mut body = bytes[EPH_FP..SPARSE_LEVEL].to_vec();
         body.extend_from_slice(&bytes[dense_at..bytes.len() - CHECKSUM_LEN]);
-        body.extend_from_slice(&bytes[SPARSE_DIGITS..dense_at]);
+        body.extend_from_slice(&bytes[SPARSE_LEVEL..dense_at]);
         sealed(&bytes[..HEADER_LEN], &body)
     };
     assert!(is_invalid_field(dec(&swapped)));
@@ -449,27 +463,34 @@ fn huge_declared_lengths_fail_fast_without_allocating() {
     let h = header(ObjectKind::BootKeys, p.fingerprint());
     let fp = eph.fingerprint().to_le_bytes();
     let n = (p.n() as u64).to_le_bytes();
-    let one = 1u64.to_le_bytes();
-    let dense_at = SPARSE_DIGITS + switching_key_len(eph);
+    let (zero, one) = (0u64.to_le_bytes(), 1u64.to_le_bytes());
+    let dense_at = SPARSE_LEVEL + switching_key_len(eph);
+    let top = (p.max_level() as u64).to_le_bytes();
     let start = Instant::now();
     for v in [1u64 << 40, 1 << 62, u64::MAX] {
         let v = v.to_le_bytes();
-        // to_sparse: a huge digit count; one digit of huge limbs.
-        let b = sealed(&h, &[&fp[..], &v].concat());
-        assert!(is_invalid_field(dec(&b)));
-        let b = sealed(&h, &[&fp[..], &one, &n, &v].concat());
-        assert!(is_invalid_field(dec(&b)));
+        // to_sparse: a huge level; a huge digit count; one digit of huge limbs.
+        for body in [
+            [&fp[..], &v].concat(),
+            [&fp[..], &zero, &v].concat(),
+            [&fp[..], &zero, &one, &n, &v].concat(),
+        ] {
+            assert!(is_invalid_field(dec(&sealed(&h, &body))));
+        }
         // to_dense, behind a valid to_sparse.
         let sparse = &bytes[EPH_FP..dense_at];
-        let b = sealed(&h, &[sparse, &v].concat());
-        assert!(is_invalid_field(dec(&b)));
         let digits = (top_digits(p) as u64).to_le_bytes();
-        let b = sealed(&h, &[sparse, &digits, &n, &v].concat());
-        assert!(is_invalid_field(dec(&b)));
+        for body in [
+            [sparse, &v].concat(),
+            [sparse, &top, &v].concat(),
+            [sparse, &top, &digits, &n, &v].concat(),
+        ] {
+            assert!(is_invalid_field(dec(&sealed(&h, &body))));
+        }
     }
     // The right counts with no residues behind them: truncated before any key is allocated.
     let limbs = (eph.qp_primes().len() as u64).to_le_bytes();
-    let b = sealed(&h, &[&fp[..], &one, &n, &limbs].concat());
+    let b = sealed(&h, &[&fp[..], &zero, &one, &n, &limbs].concat());
     assert_eq!(decode_err(dec(&b)), DecodeError::Truncated);
     let elapsed = start.elapsed();
     assert!(

@@ -327,6 +327,10 @@ pub fn data_level(params: &Params) -> anyhow::Result<usize> {
 /// The server's key material for `geometry`, made from `sk`: the bootstrapping circuit, the
 /// evaluation keys (the training's rotations and the bootstrapping's, conjugation,
 /// relinearization) and the encapsulation keys (if the preset uses encapsulation).
+///
+/// Training runs at or below the level bootstrapping returns to (data is encrypted there too),
+/// so the rotations only training uses get keys for those levels only: at `n16-boot` a quarter
+/// of a full key's size (2 digits over 18 limbs against 4 over 35).
 pub fn server_keys(
     params: &Params,
     geometry: &Geometry,
@@ -334,15 +338,18 @@ pub fn server_keys(
 ) -> anyhow::Result<(Arc<Bootstrapper>, EvalKeySet, Option<BootKeys>)> {
     eprintln!("building the bootstrapping circuit…");
     let boot = Arc::new(Bootstrapper::new(params, &boot_params())?);
-    let mut rotations = geometry.rotations()?;
-    rotations.extend_from_slice(boot.rotations());
-    rotations.sort_unstable();
-    rotations.dedup();
+    let training = geometry.rotations()?;
     eprintln!(
-        "generating {} rotation keys and the bootstrapping keys…",
-        rotations.len()
+        "generating {} rotation keys for bootstrapping, {} for training (levels ≤ {}), and \
+         the bootstrapping keys…",
+        boot.rotations().len(),
+        training.len(),
+        boot.levels_after()
     );
-    let keys = KeyGenerator::new(params).gen_eval_keys(sk, &rotations, true);
+    let mut keygen = KeyGenerator::new(params);
+    let mut keys = keygen.gen_eval_keys(sk, boot.rotations(), true);
+    // Rotations bootstrapping shares keep their full key.
+    keygen.add_rotation_keys_at(&mut keys, sk, &training, boot.levels_after())?;
     let boot_keys = boot.gen_boot_keys(sk, ChaCha20Rng::from_os_rng())?;
     eprintln!(
         "key material: {:.2} GB",
