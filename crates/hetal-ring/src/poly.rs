@@ -95,9 +95,12 @@ impl RnsPoly {
         self.data.truncate(limbs * self.n);
     }
 
-    /// Appends the limbs of `other` after those of `self`.
+    /// Appends the limbs of `other` after those of `self`, growing the storage to the exact
+    /// size (no amortized doubling: at N = 2^16 a limb is 512 KiB, and spare capacity over a
+    /// key set or a bootstrapping circuit would be gigabytes).
     pub fn extend_from(&mut self, other: &RnsPoly) {
         debug_assert_eq!(self.n, other.n);
+        self.data.reserve_exact(other.data.len());
         self.data.extend_from_slice(&other.data);
     }
 
