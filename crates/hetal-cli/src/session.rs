@@ -362,7 +362,7 @@ pub fn server_keys(
 /// `sk`) and the client's, and the level data is encrypted at (where bootstrapping returns).
 ///
 /// The evaluation keys are public and hold no secret (`EvalKeySet` has no field that could):
-/// they are handed to the server side as they are, since a serialized copy of ~10 GB next to
+/// they are handed to the server side as they are, since a serialized copy of ~7 GB next to
 /// the keys would double the peak memory. `hetal keygen` and `hetal train` serialize them.
 pub fn backends(
     params: &Params,
