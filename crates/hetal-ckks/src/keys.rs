@@ -319,7 +319,7 @@ impl<R: CryptoRng> KeyGenerator<R> {
 
     /// The Galois key for `σ_g` for ciphertexts up to `level` only: the digits and limbs of
     /// that level, `(level + 1 + |P|)·⌈(level + 1)/α⌉` limbs against the top level's
-    /// `(L + 1 + |P|)·dnum` (at N = 2^16, level 10 of `n16-boot`: 36 MB against 146 MB).
+    /// `(L + 1 + |P|)·dnum` (at N = 2^16, level 10 of `n16-boot`: 38 MB against 143 MB).
     ///
     /// # Errors
     /// [`CkksError::InvalidParams`] for an even `g`; [`CkksError::NotEnoughLevels`] for a

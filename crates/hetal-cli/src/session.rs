@@ -330,7 +330,7 @@ pub fn data_level(params: &Params) -> anyhow::Result<usize> {
 ///
 /// Training runs at or below the level bootstrapping returns to (data is encrypted there too),
 /// so the rotations only training uses get keys for those levels only: at `n16-boot` a quarter
-/// of a full key's size (2 digits over 18 limbs against 4 over 35).
+/// of a full key's size (2 digits over 18 limbs against 4 over 34).
 pub fn server_keys(
     params: &Params,
     geometry: &Geometry,
