@@ -15,6 +15,7 @@
 
 use rayon::prelude::*;
 
+use crate::modulus::ifma_terms;
 use crate::{Modulus, Prime, RingError, RnsPoly};
 
 fn check_distinct(moduli: &[&Modulus]) -> Result<(), RingError> {
@@ -62,6 +63,19 @@ pub struct BasisConverter {
     montgomery: bool,
     /// A constant added to every output residue of target `j` (empty: none).
     offset: Vec<u64>,
+    /// For each target, its constants for the IFMA kernel where that kernel serves it.
+    ifma: Vec<Option<IfmaTarget>>,
+}
+
+/// A target prime's constants for the IFMA kernel of a conversion, all times `2^52`.
+#[derive(Clone, Debug)]
+struct IfmaTarget {
+    /// `(D/d_i) mod t`.
+    row: Vec<u64>,
+    /// `−D mod t`.
+    neg_d: u64,
+    /// The offset of [`BasisConverter::set_offset`] (zero if none).
+    offset: u64,
 }
 
 impl BasisConverter {
@@ -119,6 +133,22 @@ impl BasisConverter {
             .map(|t| stored_form(montgomery, t, t.neg(product_mod(from, t))))
             .collect();
         let d_inv_f64 = from.iter().map(|d| 1.0 / d.value() as f64).collect();
+        // The IFMA kernel takes sources below 2^50 and a sum of `k` products, the overflow
+        // term and the offset.
+        let source_bits = from.iter().map(Modulus::bits).max().unwrap_or(0);
+        let ifma = to
+            .iter()
+            .map(|t| {
+                let fits = t.uses_ifma()
+                    && source_bits <= 50
+                    && from.len() + 2 <= ifma_terms(source_bits, t.bits());
+                fits.then(|| IfmaTarget {
+                    row: (0..from.len()).map(|i| t.shl_mod(dhat(i, t), 52)).collect(),
+                    neg_d: t.shl_mod(t.neg(product_mod(from, t)), 52),
+                    offset: 0,
+                })
+            })
+            .collect();
         Ok(Self {
             from: from.to_vec(),
             to: to.to_vec(),
@@ -128,11 +158,17 @@ impl BasisConverter {
             d_inv_f64,
             montgomery,
             offset: Vec::new(),
+            ifma,
         })
     }
 
     /// Adds `offset[j]` (below `t_j`) to every output residue of target `j`.
     fn set_offset(&mut self, offset: Vec<u64>) {
+        for ((target, &c), t) in self.ifma.iter_mut().zip(&offset).zip(&self.to) {
+            if let Some(target) = target {
+                target.offset = t.shl_mod(c, 52);
+            }
+        }
         self.offset = offset
             .into_iter()
             .zip(&self.to)
@@ -185,7 +221,9 @@ impl BasisConverter {
     /// laid out coefficient-major (the `k` residues of one coefficient side by side, in L1), so
     /// that every output residue is one sum over consecutive words held in registers: scalar
     /// 64×64→128-bit products, then one Montgomery (or Barrett) reduction. On AVX2 this beats
-    /// splitting the residues for 32-bit vector multiplies, narrow primes included.
+    /// splitting the residues for 32-bit vector multiplies, narrow primes included. Where the
+    /// CPU has AVX-512 IFMA, targets below 2^50 of sources below 2^50 are served by its
+    /// kernel instead, straight from the limbs: eight coefficients at a time.
     pub fn convert_into(&self, y: &[u64], v: Option<&[u64]>, outs: Vec<(usize, &mut [u64])>) {
         const BLOCK: usize = 256;
         let Some(n) = outs.first().map(|(_, o)| o.len()) else {
@@ -208,14 +246,29 @@ impl BasisConverter {
             .for_each_init(buffer, |block, (b, outs)| {
                 let start = b * BLOCK;
                 let len = outs.first().map_or(0, |(_, o)| o.len());
-                let block = &mut block[..len * k];
-                for (c, dst) in block.chunks_exact_mut(k).enumerate() {
-                    for (d, yi) in dst.iter_mut().zip(y.chunks_exact(n)) {
-                        *d = yi[start + c];
+                let v = v.map(|v| &v[start..start + len]);
+                let ys: Vec<&[u64]> = y
+                    .chunks_exact(n)
+                    .map(|yi| &yi[start..start + len])
+                    .collect();
+                // The targets the IFMA kernel serves read the limbs as they are.
+                let mut rest = Vec::with_capacity(outs.len());
+                for (j, o) in outs {
+                    match &self.ifma[j] {
+                        Some(t) if self.convert_ifma(&ys, t, v, j, o) => {}
+                        _ => rest.push((j, o)),
                     }
                 }
-                let v = v.map(|v| &v[start..start + len]);
-                for (j, o) in outs {
+                if rest.is_empty() {
+                    return;
+                }
+                let block = &mut block[..len * k];
+                for (c, dst) in block.chunks_exact_mut(k).enumerate() {
+                    for (d, yi) in dst.iter_mut().zip(&ys) {
+                        *d = yi[c];
+                    }
+                }
+                for (j, o) in rest {
                     let target = Target {
                         modulus: &self.to[j],
                         row: &self.dhat_mod_t[j],
@@ -226,6 +279,31 @@ impl BasisConverter {
                     target.residues(block, v, o);
                 }
             });
+    }
+
+    /// One target by the IFMA kernel, if it ran.
+    #[cfg(target_arch = "x86_64")]
+    fn convert_ifma(
+        &self,
+        ys: &[&[u64]],
+        t: &IfmaTarget,
+        v: Option<&[u64]>,
+        j: usize,
+        out: &mut [u64],
+    ) -> bool {
+        crate::ifma::convert_target(ys, &t.row, t.neg_d, t.offset, v, &self.to[j], out)
+    }
+
+    #[cfg(not(target_arch = "x86_64"))]
+    fn convert_ifma(
+        &self,
+        _: &[&[u64]],
+        _: &IfmaTarget,
+        _: Option<&[u64]>,
+        _: usize,
+        _: &mut [u64],
+    ) -> bool {
+        false
     }
 
     /// Both steps: converts `input` (source limbs, coefficient form) into the first
@@ -563,9 +641,12 @@ mod tests {
             (45, 4, 61, 16, 20),
             (58, 4, 60, 300, 4),
             (61, 20, 58, 16, 5),
+            (40, 9, 50, 300, 4),
         ] {
             let d = moduli(source_bits, sources, &[]);
-            mod_up_case(&mut rng, &d, target_bits, n, rounds);
+            for portable in [false, true] {
+                mod_up_case(&mut rng, &d, target_bits, n, rounds, portable);
+            }
         }
     }
 
@@ -575,12 +656,21 @@ mod tests {
         target_bits: u32,
         n: usize,
         rounds: usize,
+        portable: bool,
     ) {
         let k = d.len();
         let avoid: Vec<u64> = d.iter().map(|m| m.value()).collect();
-        let t = moduli(target_bits, 5, &avoid);
+        let mut t = moduli(target_bits, 5, &avoid);
+        if portable {
+            t.iter_mut().for_each(|m| *m = m.portable());
+        }
         let conv = BasisConverter::new(d, &t).unwrap();
-        assert_eq!(conv.montgomery, k == 4);
+        assert_eq!(conv.montgomery, k == 4 || k == 9);
+        // The IFMA kernel serves exactly the narrow targets of narrow sources, where it runs.
+        let narrow = d.iter().all(|m| m.value() < 1 << 50);
+        for (target, m) in conv.ifma.iter().zip(&t) {
+            assert_eq!(target.is_some(), narrow && m.uses_ifma());
+        }
         let dq = big_product(d);
         for _ in 0..rounds {
             let xs: Vec<BigInt> = (0..n).map(|_| random_big(rng, &dq)).collect();
@@ -616,20 +706,32 @@ mod tests {
         let n = 32;
         let order = NttOrder::new(n).unwrap();
         // Narrow and wide primes on either side, one and several dropped primes.
-        for (keep_bits, drop_bits, drop_count) in [
+        for case in [
             (45, 50, 1usize),
             (45, 50, 3),
             (58, 60, 3),
             (40, 61, 2),
             (60, 45, 2),
-        ] {
+            (40, 50, 8),
+        ]
+        .into_iter()
+        .flat_map(|case| [(case, false), (case, true)])
+        {
+            let ((keep_bits, drop_bits, drop_count), portable) = case;
             let keep_q = crate::primes::primes_below(keep_bits, n, 4, &[]).unwrap();
             let drop_q = crate::primes::primes_below(drop_bits, n, drop_count, &keep_q).unwrap();
             let keep: Vec<Prime> = keep_q
                 .iter()
                 .map(|&q| Prime::new(q, &order).unwrap())
                 .collect();
-            let keep_m: Vec<Modulus> = keep.iter().map(|p| *p.modulus()).collect();
+            // The portable pass takes the scalar kernels where the IFMA ones would serve.
+            let keep_m: Vec<Modulus> = keep
+                .iter()
+                .map(|p| match portable {
+                    true => p.modulus().portable(),
+                    false => *p.modulus(),
+                })
+                .collect();
             let drop_m: Vec<Modulus> = drop_q.iter().map(|&q| Modulus::new(q).unwrap()).collect();
             let dr = DivideAndRound::new(&keep_m, &drop_m).unwrap();
             let all: Vec<Modulus> = keep_m.iter().chain(&drop_m).copied().collect();

@@ -8,7 +8,12 @@
 //! reduces by Barrett (any operands); [`dot_product_pair_montgomery`] serves key switching,
 //! whose keys are constants stored in Montgomery form: it reads each digit once for both key
 //! components and reduces by Montgomery (two multiplies against Barrett's five).
+//!
+//! Where the CPU has AVX-512 IFMA, primes below 2^50 take the vector kernels of the `ifma`
+//! module instead (eight products per instruction pair); the results are the same.
 
+#[cfg(target_arch = "x86_64")]
+use crate::modulus::ifma_terms;
 use crate::Modulus;
 
 /// Most terms summed before a reduction: 15 products of residues below 2^62 stay below 2^128.
@@ -32,6 +37,10 @@ fn fixed<const D: usize>(terms: &[(&[u64], &[u64])], m: &Modulus, out: &mut [u64
 /// `out[c] = Σ_j x_j[c]·w_j[c] mod m`: the inner product of key switching, one lazy
 /// reduction per residue (one per 15 terms). All slices have the length of `out`.
 pub fn dot_product(terms: &[(&[u64], &[u64])], m: &Modulus, out: &mut [u64]) {
+    #[cfg(target_arch = "x86_64")]
+    if terms.len() <= ifma_terms(50, 50) && out.len() % 8 == 0 && crate::ifma::dot(terms, m, out) {
+        return;
+    }
     macro_rules! fixed_sizes {
         ($($d:literal)*) => {
             match terms.len() {
@@ -89,6 +98,13 @@ pub fn dot_product_pair_montgomery(
     out0: &mut [u64],
     out1: &mut [u64],
 ) {
+    #[cfg(target_arch = "x86_64")]
+    if terms.len() <= ifma_terms(50, 50)
+        && out0.len() % 8 == 0
+        && crate::ifma::dot_pair_montgomery64(terms, m, out0, out1)
+    {
+        return;
+    }
     macro_rules! fixed_sizes {
         ($($d:literal)*) => {{
             let limit = m.redc_terms().min(MAX_PAIR_TERMS);
@@ -131,17 +147,23 @@ mod tests {
             (1 << 62) - 57,
         ] {
             let m = Modulus::new(q).unwrap();
-            let n = 300;
-            let xs: Vec<Vec<u64>> = (0..40)
-                .map(|_| (0..n).map(|_| rng.random_range(0..q)).collect())
-                .collect();
-            let ws: Vec<Vec<u64>> = (0..40)
-                .map(|_| (0..n).map(|_| rng.random_range(0..q)).collect())
-                .collect();
+            let n = 304;
+            // Random residues, and the largest in the first coefficient: the widest sums.
+            let limb = |rng: &mut ChaCha20Rng| -> Vec<u64> {
+                std::iter::once(q - 1)
+                    .chain((1..n).map(|_| rng.random_range(0..q)))
+                    .collect()
+            };
+            let xs: Vec<Vec<u64>> = (0..40).map(|_| limb(&mut rng)).collect();
+            let ws: Vec<Vec<u64>> = (0..40).map(|_| limb(&mut rng)).collect();
             let terms: Vec<(&[u64], &[u64])> =
                 xs.iter().zip(&ws).map(|(x, w)| (&x[..], &w[..])).collect();
-            // Every unrolled term count, and more than one lazy sum takes.
-            for count in (0..=16).chain([40]) {
+            // Every unrolled term count, and more than one lazy sum takes; by the IFMA kernel
+            // (where it serves) and the portable one.
+            for (count, m) in (0..=16)
+                .chain([40])
+                .flat_map(|c| [(c, m), (c, m.portable())])
+            {
                 let mut out = vec![1u64; n];
                 dot_product(&terms[..count], &m, &mut out);
                 for (c, &o) in out.iter().enumerate() {
@@ -168,7 +190,11 @@ mod tests {
             let prime = [Prime::new(q, &order).unwrap()];
             let limbs = |rng: &mut ChaCha20Rng| -> Vec<Vec<u64>> {
                 (0..40)
-                    .map(|_| (0..n).map(|_| rng.random_range(0..q)).collect())
+                    .map(|_| {
+                        std::iter::once(q - 1)
+                            .chain((1..n).map(|_| rng.random_range(0..q)))
+                            .collect()
+                    })
                     .collect()
             };
             let (xs, w0, w1) = (limbs(&mut rng), limbs(&mut rng), limbs(&mut rng));
@@ -186,7 +212,10 @@ mod tests {
                     .collect()
             };
             let (m0, m1) = (mont(&w0), mont(&w1));
-            for count in (0..=17).chain([40]) {
+            for (count, m) in (0..=17)
+                .chain([40])
+                .flat_map(|c| [(c, m), (c, m.portable())])
+            {
                 let terms: Vec<(&[u64], &[u64], &[u64])> = (0..count)
                     .map(|j| (&xs[j][..], &m0[j][..], &m1[j][..]))
                     .collect();

@@ -3,7 +3,8 @@
 //! Arithmetic in `Z_Q[X]/(X^N + 1)` with `Q` a product of word-sized NTT-friendly primes
 //! (the residue number system, RNS). This crate knows nothing of CKKS: it offers
 //!
-//! - [`Modulus`]: Barrett and Shoup modular arithmetic for one prime below 2^62;
+//! - [`Modulus`]: Barrett and Shoup modular arithmetic for one prime below 2^62 (and, where
+//!   the CPU has AVX-512 IFMA, vector kernels for primes below 2^50);
 //! - [`primes`]: generation of primes `q ≡ 1 (mod 2N)`;
 //! - [`Prime`]: a modulus together with its negacyclic NTT plan (the `tfhe-ntt` crate);
 //! - [`RnsPoly`]: a polynomial as a list of residues ("limbs"), one per prime of a basis;
@@ -21,6 +22,8 @@
 mod automorphism;
 mod basis;
 mod error;
+#[cfg(target_arch = "x86_64")]
+mod ifma;
 pub mod kernels;
 mod modulus;
 mod ntt;

@@ -9,15 +9,43 @@
 
 use crate::RingError;
 
-/// A prime modulus `q < 2^62` with precomputed Barrett constants.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Whether this CPU has AVX-512 IFMA.
+fn ifma_available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return crate::ifma::token().is_some();
+    #[cfg(not(target_arch = "x86_64"))]
+    return false;
+}
+
+/// How many products of `x < 2^bx` by `w < 2^bw` (both at most 52 bits) one lazy sum of the
+/// IFMA kernels may hold: every product adds below `2^(bx+bw−52)` (plus a carry) to the high
+/// accumulator, which must stay below 2^52 for its Barrett estimate, and below 2^52 to the low
+/// one, which must stay below 2^64.
+pub(crate) fn ifma_terms(bx: u32, bw: u32) -> usize {
+    let per_term = (1u64 << (bx + bw).saturating_sub(52)) + 1;
+    (((1u64 << 52) - 1) / per_term).min(4095) as usize
+}
+
+/// A prime modulus `q < 2^62` with precomputed Barrett constants. Two moduli are equal when
+/// their values are, whichever kernels serve them.
+#[derive(Clone, Copy, Debug)]
 pub struct Modulus {
     q: u64,
     /// floor(2^128 / q), split in two words (low, high).
     ratio: (u64, u64),
     /// `q^{-1} mod 2^64`, for Montgomery reduction.
     q_inv_word: u64,
+    /// Whether the AVX-512 IFMA kernels serve this modulus: `q < 2^50` on a CPU that has them.
+    ifma: bool,
 }
+
+impl PartialEq for Modulus {
+    fn eq(&self, other: &Self) -> bool {
+        self.q == other.q
+    }
+}
+
+impl Eq for Modulus {}
 
 impl Modulus {
     /// Builds the modulus, checking that `q` is a prime in `[3, 2^62)`.
@@ -39,7 +67,29 @@ impl Modulus {
             q,
             ratio: (r as u64, (r >> 64) as u64),
             q_inv_word,
+            ifma: q < 1 << 50 && ifma_available(),
         })
+    }
+
+    /// The same modulus, served by the portable kernels only: to compare the two paths.
+    pub fn portable(self) -> Self {
+        Self {
+            ifma: false,
+            ..self
+        }
+    }
+
+    /// Whether the AVX-512 IFMA kernels serve this modulus (`q < 2^50` and a CPU that has
+    /// them); the results are the same either way.
+    #[inline(always)]
+    pub fn uses_ifma(&self) -> bool {
+        self.ifma
+    }
+
+    /// `q^{-1} mod 2^64`.
+    #[inline(always)]
+    pub(crate) fn inv_word(&self) -> u64 {
+        self.q_inv_word
     }
 
     /// The modulus value.
@@ -101,7 +151,12 @@ impl Modulus {
 
     /// `w · 2^64 mod q`: the Montgomery form of a constant `w`, for [`Modulus::redc`].
     pub fn to_montgomery(&self, w: u64) -> u64 {
-        (((w as u128) << 64) % self.q as u128) as u64
+        self.shl_mod(w, 64)
+    }
+
+    /// `w · 2^bits mod q`, for `bits ≤ 64`.
+    pub(crate) fn shl_mod(&self, w: u64, bits: u32) -> u64 {
+        (((w as u128) << bits) % self.q as u128) as u64
     }
 
     /// How many products of two residues a lazy sum may hold before [`Modulus::redc`]: the
