@@ -15,6 +15,7 @@
 
 use rayon::prelude::*;
 
+use crate::kernels::{mul_const_assign, Before};
 use crate::modulus::ifma_terms;
 use crate::{Modulus, Prime, RingError, RnsPoly};
 
@@ -194,9 +195,7 @@ impl BasisConverter {
         y.par_chunks_exact_mut(n)
             .zip(&self.from)
             .zip(&self.dhat_inv)
-            .for_each(|((l, d), &(w, ws))| {
-                l.iter_mut().for_each(|x| *x = d.mul_shoup(*x, w, ws));
-            });
+            .for_each(|((l, d), &w)| mul_const_assign(l, Before::Nothing, w, d));
         y
     }
 
@@ -449,10 +448,7 @@ impl DivideAndRound {
             .zip(&conv.from)
             .zip(&self.half_mod_drop)
             .zip(&conv.dhat_inv)
-            .for_each(|(((l, m), &h), &(w, ws))| {
-                l.iter_mut()
-                    .for_each(|x| *x = m.mul_shoup(m.add(*x, h), w, ws));
-            });
+            .for_each(|(((l, m), &h), &w)| mul_const_assign(l, Before::Add(h), w, m));
         let v = conv.overflow(&y, n);
         let mut rem = RnsPoly::zero(n, limbs);
         // The converter's offset takes floor(C/2) off again.
@@ -462,10 +458,7 @@ impl DivideAndRound {
 
     /// `x <- (x − remainder) · C^{-1}` on keep prime `j`, in whichever domain both are.
     fn finish_limb(&self, x: &mut [u64], remainder: &[u64], j: usize, m: &Modulus) {
-        let (w, ws) = self.c_inv[j];
-        for (x, &r) in x.iter_mut().zip(remainder) {
-            *x = m.mul_shoup(m.sub(*x, r), w, ws);
-        }
+        mul_const_assign(x, Before::Sub(remainder), self.c_inv[j], m);
     }
 }
 

@@ -17,6 +17,7 @@
 use pulp::cast;
 use std::arch::x86_64::__m512i;
 
+use crate::kernels::Before;
 use crate::modulus::{ifma_terms, Modulus};
 
 pulp::simd_type! {
@@ -262,6 +263,56 @@ pub(crate) fn convert_target(
                     acc = simd.mac(acc, cast(v[k]), neg_d);
                 }
                 *o = cast(simd.reduce(&c, acc));
+            }
+        },
+    );
+    true
+}
+
+/// Where the CPU has IFMA and `m < 2^50`: `x[c] ← (x[c] ∘ before)·w mod m` for residues
+/// `x[c] < m` and a constant `w < m` (Shoup's method with a 52-bit companion), and returns
+/// `true`; otherwise (or for a length that is not a multiple of 8) `false`.
+pub(crate) fn mul_const_assign(x: &mut [u64], before: Before, w: u64, m: &Modulus) -> bool {
+    let Some(simd) = m.uses_ifma().then(token).flatten() else {
+        return false;
+    };
+    let n = x.len();
+    if n % LANES != 0 {
+        return false;
+    }
+    simd.vectorize(
+        #[inline(always)]
+        || {
+            let (f, i) = (simd.avx512f, simd.avx512ifma);
+            let q = simd.splat(m.value());
+            let ws = simd.splat(((u128::from(w) << 52) / u128::from(m.value())) as u64);
+            let (w, mask, zero) = (simd.splat(w), simd.splat(MASK52), simd.zero());
+            let sub = match before {
+                Before::Sub(r) => Some(vectors(r, n)),
+                _ => None,
+            };
+            let add = simd.splat(match before {
+                Before::Add(h) => h,
+                _ => 0,
+            });
+            for (k, x) in pulp::as_arrays_mut::<LANES, _>(x).0.iter_mut().enumerate() {
+                let mut v: __m512i = cast(*x);
+                if let Some(r) = sub {
+                    let d = f._mm512_sub_epi64(v, cast(r[k]));
+                    v = f._mm512_min_epu64(d, f._mm512_add_epi64(d, q));
+                } else {
+                    let s = f._mm512_add_epi64(v, add);
+                    v = f._mm512_min_epu64(s, f._mm512_sub_epi64(s, q));
+                }
+                // quot = floor(v·ws / 2^52) is floor(v·w / q) or one less: v·w − quot·q is in
+                // [0, 2q), and below 2^52 its low 52 bits are all of it.
+                let quot = i._mm512_madd52hi_epu64(zero, v, ws);
+                let r = f._mm512_sub_epi64(
+                    i._mm512_madd52lo_epu64(zero, v, w),
+                    i._mm512_madd52lo_epu64(zero, quot, q),
+                );
+                let r = f._mm512_and_si512(r, mask);
+                *x = cast(f._mm512_min_epu64(r, f._mm512_sub_epi64(r, q)));
             }
         },
     );

@@ -59,6 +59,36 @@ pub fn dot_product(terms: &[(&[u64], &[u64])], m: &Modulus, out: &mut [u64]) {
     fixed_sizes!(1 2 3 4 5 6 7 8 9 10 11 12 13 14 15);
 }
 
+/// What [`mul_const_assign`] does to each residue before the product.
+#[derive(Clone, Copy)]
+pub(crate) enum Before<'a> {
+    /// Nothing.
+    Nothing,
+    /// Adds a constant below the modulus.
+    Add(u64),
+    /// Subtracts the matching residue of a slice of `x`'s length.
+    Sub(&'a [u64]),
+}
+
+/// `x[c] ← (x[c] ∘ before)·w mod m` for residues `x[c] < m` and a constant `w < m` with its
+/// Shoup companion `ws`.
+pub(crate) fn mul_const_assign(x: &mut [u64], before: Before, (w, ws): (u64, u64), m: &Modulus) {
+    #[cfg(target_arch = "x86_64")]
+    if crate::ifma::mul_const_assign(x, before, w, m) {
+        return;
+    }
+    match before {
+        Before::Nothing => x.iter_mut().for_each(|x| *x = m.mul_shoup(*x, w, ws)),
+        Before::Add(h) => x
+            .iter_mut()
+            .for_each(|x| *x = m.mul_shoup(m.add(*x, h), w, ws)),
+        Before::Sub(r) => x
+            .iter_mut()
+            .zip(r)
+            .for_each(|(x, &r)| *x = m.mul_shoup(m.sub(*x, r), w, ws)),
+    }
+}
+
 /// Most terms unrolled by [`dot_product_pair_montgomery`] (more are summed in parts).
 const MAX_PAIR_TERMS: usize = 16;
 
@@ -171,6 +201,41 @@ mod tests {
                         (a + x[c] as u128 * w[c] as u128) % q as u128
                     });
                     assert_eq!(o as u128, want, "{count} terms mod {q}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn constant_products_match_u128_oracle() {
+        let mut rng = ChaCha20Rng::seed_from_u64(11);
+        for q in [(1u64 << 50) - 27, (1 << 40) - 87, (1 << 61) - 1] {
+            let n = 304;
+            let limb = |rng: &mut ChaCha20Rng| -> Vec<u64> {
+                [q - 1, 0]
+                    .into_iter()
+                    .chain((2..n).map(|_| rng.random_range(0..q)))
+                    .collect()
+            };
+            let (x, r) = (limb(&mut rng), limb(&mut rng));
+            let m = Modulus::new(q).unwrap();
+            for w in [q - 1, 1, rng.random_range(0..q)] {
+                let h = rng.random_range(0..q);
+                let mul = |a: u64| (a as u128 * w as u128 % q as u128) as u64;
+                for (m, before) in [Before::Nothing, Before::Add(h), Before::Sub(&r)]
+                    .into_iter()
+                    .flat_map(|b| [(m, b), (m.portable(), b)])
+                {
+                    let mut got = x.clone();
+                    mul_const_assign(&mut got, before, (w, m.shoup(w)), &m);
+                    for (c, (&g, &a)) in got.iter().zip(&x).enumerate() {
+                        let want = match before {
+                            Before::Nothing => mul(a),
+                            Before::Add(h) => mul(m.add(a, h)),
+                            Before::Sub(r) => mul(m.sub(a, r[c])),
+                        };
+                        assert_eq!(g, want, "coefficient {c} mod {q}");
+                    }
                 }
             }
         }

@@ -6,6 +6,7 @@
 
 use rayon::prelude::*;
 
+use crate::kernels::{mul_const_assign, Before};
 use crate::Prime;
 
 /// A polynomial in RNS form: `limbs` residue vectors of length `n`, stored contiguously.
@@ -212,8 +213,7 @@ impl RnsPoly {
             .zip(c)
             .for_each(|((l, p), &c)| {
                 let m = p.modulus();
-                let cs = m.shoup(c);
-                l.iter_mut().for_each(|x| *x = m.mul_shoup(*x, c, cs));
+                mul_const_assign(l, Before::Nothing, (c, m.shoup(c)), m);
             });
     }
 
