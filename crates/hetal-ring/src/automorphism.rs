@@ -66,9 +66,14 @@ impl Automorphism {
     pub fn apply_ntt(&self, a: &RnsPoly, out: &mut RnsPoly) {
         debug_assert_eq!(a.num_limbs(), out.num_limbs());
         out.par_limbs_mut().zip(a.par_limbs()).for_each(|(o, x)| {
-            for (o, &p) in o.iter_mut().zip(&self.perm) {
-                *o = x[p as usize];
-            }
+            crate::kernels::vectorized(
+                #[inline(always)]
+                || {
+                    for (o, &p) in o.iter_mut().zip(&self.perm) {
+                        *o = x[p as usize];
+                    }
+                },
+            );
         });
     }
 

@@ -59,6 +59,15 @@ pub fn dot_product(terms: &[(&[u64], &[u64])], m: &Modulus, out: &mut [u64]) {
     fixed_sizes!(1 2 3 4 5 6 7 8 9 10 11 12 13 14 15);
 }
 
+/// Runs `f` compiled for the widest vector instructions this CPU has (AVX-512 or AVX2, by
+/// `pulp`'s run-time dispatch), so that the compiler can vectorize its element-wise loops
+/// (the default target, x86-64 with SSE2 only, has no 64-bit unsigned `min` for modular
+/// additions, nor gathers for automorphisms). `f` should be marked `#[inline(always)]`.
+#[inline(always)]
+pub fn vectorized<R>(f: impl FnOnce() -> R) -> R {
+    pulp::Arch::new().dispatch(f)
+}
+
 /// What [`mul_const_assign`] does to each residue before the product.
 #[derive(Clone, Copy)]
 pub(crate) enum Before<'a> {

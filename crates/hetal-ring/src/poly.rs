@@ -6,7 +6,7 @@
 
 use rayon::prelude::*;
 
-use crate::kernels::{mul_const_assign, Before};
+use crate::kernels::{mul_const_assign, vectorized, Before};
 use crate::Prime;
 
 /// A polynomial in RNS form: `limbs` residue vectors of length `n`, stored contiguously.
@@ -157,7 +157,10 @@ impl RnsPoly {
         self.check(primes);
         self.par_limbs_mut().zip(primes).for_each(|(l, p)| {
             let m = p.modulus();
-            l.iter_mut().for_each(|x| *x = m.neg(*x));
+            vectorized(
+                #[inline(always)]
+                || l.iter_mut().for_each(|x| *x = m.neg(*x)),
+            );
         });
     }
 
@@ -243,7 +246,10 @@ impl RnsPoly {
             .zip(primes)
             .for_each(|((a, b), p)| {
                 let m = p.modulus();
-                a.iter_mut().zip(b).for_each(|(x, &y)| *x = f(m, *x, y));
+                vectorized(
+                    #[inline(always)]
+                    || a.iter_mut().zip(b).for_each(|(x, &y)| *x = f(m, *x, y)),
+                );
             });
     }
 
