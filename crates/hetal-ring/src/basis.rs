@@ -251,13 +251,7 @@ impl BasisConverter {
                     .map(|yi| &yi[start..start + len])
                     .collect();
                 // The targets the IFMA kernel serves read the limbs as they are.
-                let mut rest = Vec::with_capacity(outs.len());
-                for (j, o) in outs {
-                    match &self.ifma[j] {
-                        Some(t) if self.convert_ifma(&ys, t, v, j, o) => {}
-                        _ => rest.push((j, o)),
-                    }
-                }
+                let rest = self.convert_ifma(&ys, v, outs);
                 if rest.is_empty() {
                     return;
                 }
@@ -280,29 +274,37 @@ impl BasisConverter {
             });
     }
 
-    /// One target by the IFMA kernel, if it ran.
-    #[cfg(target_arch = "x86_64")]
-    fn convert_ifma(
+    /// Converts the block's targets that the IFMA kernel serves (where the block's length is a
+    /// multiple of 8), in one pass; returns the others.
+    fn convert_ifma<'a>(
         &self,
         ys: &[&[u64]],
-        t: &IfmaTarget,
         v: Option<&[u64]>,
-        j: usize,
-        out: &mut [u64],
-    ) -> bool {
-        crate::ifma::convert_target(ys, &t.row, t.neg_d, t.offset, v, &self.to[j], out)
-    }
-
-    #[cfg(not(target_arch = "x86_64"))]
-    fn convert_ifma(
-        &self,
-        _: &[&[u64]],
-        _: &IfmaTarget,
-        _: Option<&[u64]>,
-        _: usize,
-        _: &mut [u64],
-    ) -> bool {
-        false
+        outs: Vec<(usize, &'a mut [u64])>,
+    ) -> Vec<(usize, &'a mut [u64])> {
+        #[cfg(target_arch = "x86_64")]
+        if ys
+            .first()
+            .is_some_and(|y| y.len() % crate::ifma::LANES == 0)
+        {
+            let (mut targets, mut rest) = (Vec::new(), Vec::with_capacity(outs.len()));
+            for (j, out) in outs {
+                match &self.ifma[j] {
+                    Some(t) => targets.push(crate::ifma::ConvertTarget {
+                        modulus: &self.to[j],
+                        row: &t.row,
+                        neg_d: t.neg_d,
+                        offset: t.offset,
+                        out,
+                    }),
+                    None => rest.push((j, out)),
+                }
+            }
+            crate::ifma::convert_block(ys, v, &mut targets);
+            return rest;
+        }
+        let _ = (ys, v);
+        outs
     }
 
     /// Both steps: converts `input` (source limbs, coefficient form) into the first

@@ -86,7 +86,7 @@ impl Ifma {
         Consts {
             q: self.splat(q),
             q_inv: self.splat(m.inv_word() & MASK52),
-            mu: self.splat(((1u128 << (51 + b)) / q as u128) as u64),
+            mu: self.splat(m.ratio52()),
             shift: self.splat(u64::from(b - 1)),
         }
     }
@@ -144,9 +144,9 @@ impl Ifma {
 }
 
 /// Where the CPU has IFMA and `m < 2^50`: `(out0, out1)[c] = Σ_j x_j[c]·(w0_j[c], w1_j[c])
-/// mod m` for weights stored times `2^64` ([`Modulus::to_montgomery`]), at most
-/// [`ifma_terms`]`(50, 50)` terms, and returns `true`; otherwise `false`. All slices have the
-/// outputs' length, a multiple of 8.
+/// mod m` for weights stored times `2^64` ([`Modulus::to_montgomery`]), and returns `true`;
+/// otherwise (or for more than [`ifma_terms`]`(50, 50)` terms, or a length that is not a
+/// multiple of 8) `false`. All slices have the outputs' length.
 pub(crate) fn dot_pair_montgomery64(
     terms: &[(&[u64], &[u64], &[u64])],
     m: &Modulus,
@@ -157,7 +157,10 @@ pub(crate) fn dot_pair_montgomery64(
         return false;
     };
     let n = out0.len();
-    assert!(n == out1.len() && n % LANES == 0 && terms.len() <= ifma_terms(50, 50));
+    if n % LANES != 0 || terms.len() > ifma_terms(50, 50) {
+        return false;
+    }
+    assert_eq!(n, out1.len());
     simd.vectorize(
         #[inline(always)]
         || {
@@ -186,14 +189,17 @@ pub(crate) fn dot_pair_montgomery64(
 }
 
 /// Where the CPU has IFMA and `m < 2^50`: `out[c] = Σ_j x_j[c]·w_j[c] mod m` for residues
-/// `x_j, w_j < m`, at most [`ifma_terms`]`(50, 50)` terms, and returns `true`; otherwise
-/// `false`. All slices have the output's length, a multiple of 8.
+/// `x_j, w_j < m`, and returns `true`; otherwise (or for more than [`ifma_terms`]`(50, 50)`
+/// terms, or a length that is not a multiple of 8) `false`. All slices have the output's
+/// length.
 pub(crate) fn dot(terms: &[(&[u64], &[u64])], m: &Modulus, out: &mut [u64]) -> bool {
     let Some(simd) = m.uses_ifma().then(token).flatten() else {
         return false;
     };
     let n = out.len();
-    assert!(n % LANES == 0 && terms.len() <= ifma_terms(50, 50));
+    if n % LANES != 0 || terms.len() > ifma_terms(50, 50) {
+        return false;
+    }
     simd.vectorize(
         #[inline(always)]
         || {
@@ -220,53 +226,53 @@ pub(crate) fn dot(terms: &[(&[u64], &[u64])], m: &Modulus, out: &mut [u64]) -> b
     true
 }
 
-/// Where the CPU has IFMA and `m < 2^50`: `out[c] = (offset + Σ_i y_i[c]·row[i] +
-/// v[c]·neg_d)·2^-52 mod m` for sources `y_i` below 2^50 and constants (below `m`) stored times
-/// `2^52`, at most [`ifma_terms`] in all, and returns `true`; otherwise (or for a length that
-/// is not a multiple of 8) `false`. One target of a basis conversion over a block of
-/// coefficients: `ys[i]` and `v` have `out`'s length.
-pub(crate) fn convert_target(
-    ys: &[&[u64]],
-    row: &[u64],
-    neg_d: u64,
-    offset: u64,
-    v: Option<&[u64]>,
-    m: &Modulus,
-    out: &mut [u64],
-) -> bool {
-    let Some(simd) = m.uses_ifma().then(token).flatten() else {
-        return false;
-    };
-    let n = out.len();
-    if n % LANES != 0 {
-        return false;
+/// One target of a basis conversion for [`convert_block`]: its modulus, its constants
+/// (below the modulus, stored times `2^52`: `row[i]` for source `i`, `neg_d` for the overflow,
+/// `offset`) and its output.
+pub(crate) struct ConvertTarget<'a> {
+    pub(crate) modulus: &'a Modulus,
+    pub(crate) row: &'a [u64],
+    pub(crate) neg_d: u64,
+    pub(crate) offset: u64,
+    pub(crate) out: &'a mut [u64],
+}
+
+/// For each target (whose modulus uses IFMA, so the CPU has it), `out[c] = (offset +
+/// Σ_i y_i[c]·row[i] + v[c]·neg_d)·2^-52 mod m` for sources `y_i` below 2^50, at most
+/// [`ifma_terms`] products in all (the caller's check). One block of coefficients of a
+/// conversion: `ys[i]`, `v` and every `out` have the same length, a multiple of 8.
+pub(crate) fn convert_block(ys: &[&[u64]], v: Option<&[u64]>, targets: &mut [ConvertTarget]) {
+    let n = ys.first().map_or(0, |y| y.len());
+    assert!(n % LANES == 0 && targets.iter().all(|t| t.modulus.uses_ifma()));
+    if targets.is_empty() {
+        return;
     }
-    assert_eq!(ys.len(), row.len());
+    let Some(simd) = token() else {
+        unreachable!("a modulus uses IFMA only where the CPU has it");
+    };
     simd.vectorize(
         #[inline(always)]
         || {
-            let c = simd.consts(m);
             let ys: Vec<Vectors> = ys.iter().map(|y| vectors(y, n)).collect();
-            let row: Vec<__m512i> = row.iter().map(|&w| simd.splat(w)).collect();
-            let (offset, neg_d) = (simd.splat(offset), simd.splat(neg_d));
             let v = v.map(|v| vectors(v, n));
-            for (k, o) in pulp::as_arrays_mut::<LANES, _>(out)
-                .0
-                .iter_mut()
-                .enumerate()
-            {
-                let mut acc = (offset, simd.zero());
-                for (y, &w) in ys.iter().zip(&row) {
-                    acc = simd.mac(acc, cast(y[k]), w);
+            for t in targets.iter_mut() {
+                assert_eq!(t.row.len(), ys.len());
+                let c = simd.consts(t.modulus);
+                let (offset, neg_d) = (simd.splat(t.offset), simd.splat(t.neg_d));
+                let out = pulp::as_arrays_mut::<LANES, _>(&mut t.out[..n]).0;
+                for (k, o) in out.iter_mut().enumerate() {
+                    let mut acc = (offset, simd.zero());
+                    for (y, &w) in ys.iter().zip(t.row) {
+                        acc = simd.mac(acc, cast(y[k]), simd.splat(w));
+                    }
+                    if let Some(v) = v {
+                        acc = simd.mac(acc, cast(v[k]), neg_d);
+                    }
+                    *o = cast(simd.reduce(&c, acc));
                 }
-                if let Some(v) = v {
-                    acc = simd.mac(acc, cast(v[k]), neg_d);
-                }
-                *o = cast(simd.reduce(&c, acc));
             }
         },
     );
-    true
 }
 
 /// Where the CPU has IFMA and `m < 2^50`: `x[c] ← (x[c] ∘ before)·w mod m` for residues

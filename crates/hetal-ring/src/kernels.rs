@@ -12,8 +12,6 @@
 //! Where the CPU has AVX-512 IFMA, primes below 2^50 take the vector kernels of the `ifma`
 //! module instead (eight products per instruction pair); the results are the same.
 
-#[cfg(target_arch = "x86_64")]
-use crate::modulus::ifma_terms;
 use crate::Modulus;
 
 /// Most terms summed before a reduction: 15 products of residues below 2^62 stay below 2^128.
@@ -38,7 +36,7 @@ fn fixed<const D: usize>(terms: &[(&[u64], &[u64])], m: &Modulus, out: &mut [u64
 /// reduction per residue (one per 15 terms). All slices have the length of `out`.
 pub fn dot_product(terms: &[(&[u64], &[u64])], m: &Modulus, out: &mut [u64]) {
     #[cfg(target_arch = "x86_64")]
-    if terms.len() <= ifma_terms(50, 50) && out.len() % 8 == 0 && crate::ifma::dot(terms, m, out) {
+    if crate::ifma::dot(terms, m, out) {
         return;
     }
     macro_rules! fixed_sizes {
@@ -138,10 +136,7 @@ pub fn dot_product_pair_montgomery(
     out1: &mut [u64],
 ) {
     #[cfg(target_arch = "x86_64")]
-    if terms.len() <= ifma_terms(50, 50)
-        && out0.len() % 8 == 0
-        && crate::ifma::dot_pair_montgomery64(terms, m, out0, out1)
-    {
+    if crate::ifma::dot_pair_montgomery64(terms, m, out0, out1) {
         return;
     }
     macro_rules! fixed_sizes {

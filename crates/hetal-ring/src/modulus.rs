@@ -92,6 +92,14 @@ impl Modulus {
         self.q_inv_word
     }
 
+    /// `floor(2^(51+b) / q)` for `q` of `b ≤ 50` bits, in `[2^51, 2^52)`: the Barrett ratio
+    /// shifted down (`floor(floor(x/q)/2^s) = floor(x/(q·2^s))`), no division.
+    #[inline(always)]
+    pub(crate) fn ratio52(&self) -> u64 {
+        let ratio = (u128::from(self.ratio.1) << 64) | u128::from(self.ratio.0);
+        (ratio >> (77 - self.bits())) as u64
+    }
+
     /// The modulus value.
     #[inline(always)]
     pub fn value(&self) -> u64 {
@@ -315,6 +323,14 @@ mod tests {
                 let ai = m.inv(a).unwrap();
                 assert_eq!(m.mul(a, ai), 1);
             }
+        }
+    }
+
+    #[test]
+    fn ratio52_is_the_shifted_quotient() {
+        for m in moduli().into_iter().filter(|m| m.bits() <= 50) {
+            let want = (1u128 << (51 + m.bits())) / m.value() as u128;
+            assert_eq!(m.ratio52() as u128, want, "q = {}", m.value());
         }
     }
 
