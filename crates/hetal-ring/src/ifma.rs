@@ -276,9 +276,15 @@ pub(crate) fn convert_block(ys: &[&[u64]], v: Option<&[u64]>, targets: &mut [Con
 }
 
 /// Where the CPU has IFMA and `m < 2^50`: `x[c] ← (x[c] ∘ before)·w mod m` for residues
-/// `x[c] < m` and a constant `w < m` (Shoup's method with a 52-bit companion), and returns
+/// `x[c] < m` and a constant `w < m` with its Shoup companion (Shoup's method, the companion
+/// cut to 52 bits), and returns
 /// `true`; otherwise (or for a length that is not a multiple of 8) `false`.
-pub(crate) fn mul_const_assign(x: &mut [u64], before: Before, w: u64, m: &Modulus) -> bool {
+pub(crate) fn mul_const_assign(
+    x: &mut [u64],
+    before: Before,
+    (w, w_shoup): (u64, u64),
+    m: &Modulus,
+) -> bool {
     let Some(simd) = m.uses_ifma().then(token).flatten() else {
         return false;
     };
@@ -291,7 +297,8 @@ pub(crate) fn mul_const_assign(x: &mut [u64], before: Before, w: u64, m: &Modulu
         || {
             let (f, i) = (simd.avx512f, simd.avx512ifma);
             let q = simd.splat(m.value());
-            let ws = simd.splat(((u128::from(w) << 52) / u128::from(m.value())) as u64);
+            // floor(w·2^52/q) is the 64-bit companion floor(w·2^64/q) shifted down.
+            let ws = simd.splat(w_shoup >> 12);
             let (w, mask, zero) = (simd.splat(w), simd.splat(MASK52), simd.zero());
             let sub = match before {
                 Before::Sub(r) => Some(vectors(r, n)),

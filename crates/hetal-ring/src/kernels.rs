@@ -81,7 +81,7 @@ pub(crate) enum Before<'a> {
 /// Shoup companion `ws`.
 pub(crate) fn mul_const_assign(x: &mut [u64], before: Before, (w, ws): (u64, u64), m: &Modulus) {
     #[cfg(target_arch = "x86_64")]
-    if crate::ifma::mul_const_assign(x, before, w, m) {
+    if crate::ifma::mul_const_assign(x, before, (w, ws), m) {
         return;
     }
     match before {
