@@ -18,7 +18,7 @@ use std::sync::Arc;
 use num_complex::Complex64;
 use rayon::prelude::*;
 
-use hetal_ring::{kernels, Automorphism, RnsPoly};
+use hetal_ring::{kernels, Automorphism, Prime, RnsPoly};
 
 use crate::ciphertext::{ExtCiphertext, ExtPlaintext};
 use crate::keyswitch;
@@ -552,8 +552,9 @@ impl Evaluator {
         terms: impl Fn(usize, usize) -> Vec<(&'a [u64], &'a [u64])> + Sync,
     ) -> [RnsPoly; K] {
         let primes = self.params.q_primes(level);
+        // Every residue is written by the kernel.
         let mut out: [RnsPoly; K] =
-            std::array::from_fn(|_| RnsPoly::zero(self.params.n(), level + 1));
+            std::array::from_fn(|_| RnsPoly::scratch(self.params.n(), level + 1));
         out.par_iter_mut().enumerate().for_each(|(k, poly)| {
             poly.par_limbs_mut()
                 .zip(primes)
@@ -621,19 +622,13 @@ impl Evaluator {
         let top = &self.params.q_primes(level)[level];
         let keep = self.params.q_primes(level - 1);
         let rescaler = self.params.rescaler(level);
+        // The top limb, in coefficient form, is the one divided out.
+        let divide = |c: &mut RnsPoly| {
+            top.inverse(c.limb_mut(level));
+            rescaler.apply_ntt(c, keep);
+        };
         let (c0, c1) = (&mut a.c0, &mut a.c1);
-        rayon::join(
-            || {
-                let mut last = c0.split_off(level);
-                top.inverse(last.limb_mut(0));
-                rescaler.apply_ntt(c0, &last, keep);
-            },
-            || {
-                let mut last = c1.split_off(level);
-                top.inverse(last.limb_mut(0));
-                rescaler.apply_ntt(c1, &last, keep);
-            },
-        );
+        rayon::join(|| divide(c0), || divide(c1));
         a.scale /= top.value() as f64;
         self.counters.add(Op::Rescale, 1);
         Ok(())
@@ -746,12 +741,11 @@ impl Evaluator {
         let key = self.keys.galois_key(g, rotation, level)?;
         let auto = self.automorphism(g)?;
         let [e0, e1] = keyswitch::inner_product(&self.params, dec, key);
-        let (mut u0, u1) = rayon::join(
+        let (u0, u1) = rayon::join(
             || keyswitch::mod_down(&self.params, e0, level),
             || keyswitch::mod_down(&self.params, e1, level),
         );
-        u0.add_assign(&a.c0, self.params.q_primes(level));
-        let [c0, c1] = galois_pair(&auto, [u0, u1]);
+        let [c0, c1] = galois_pair(&auto, [u0, u1], Some((&a.c0, self.params.q_primes(level))));
         Ok(Ciphertext {
             c0,
             c1,
@@ -841,7 +835,7 @@ impl Evaluator {
                     keyswitch::add_times_p(&self.params, &mut e0, &a.c0);
                     self.counters.add(Op::Rotation, 1);
                     self.counters.add(Op::KeySwitchHoisted, 1);
-                    Ok(ext(galois_pair(&self.automorphism(g)?, [e0, e1])))
+                    Ok(ext(galois_pair(&self.automorphism(g)?, [e0, e1], None)))
                 }
                 _ => Ok(ext([&a.c0, &a.c1].map(|c| {
                     let mut e = RnsPoly::zero(a.n(), self.params.ext_limbs(a.level()));
@@ -914,7 +908,7 @@ impl Evaluator {
         self.counters.add(Op::Rotation, 1);
         self.counters.add(Op::KeySwitchFull, 1);
         Ok(ExtCiphertext {
-            c: galois_pair(&self.automorphism(g)?, [f0, f1]),
+            c: galois_pair(&self.automorphism(g)?, [f0, f1], None),
             level: x.level,
             scale: x.scale,
             slots: x.slots,
@@ -1013,12 +1007,24 @@ impl Evaluator {
     }
 }
 
-/// `σ(c)` for both components of `c` (NTT form, any limbs).
-fn galois_pair(auto: &Automorphism, c: [RnsPoly; 2]) -> [RnsPoly; 2] {
+/// `σ(c)` for both components of `c` (NTT form, any limbs), with `addend0` (over its primes)
+/// added to the first component on the way.
+fn galois_pair(
+    auto: &Automorphism,
+    c: [RnsPoly; 2],
+    addend0: Option<(&RnsPoly, &[Prime])>,
+) -> [RnsPoly; 2] {
     let [u0, u1] = c;
-    let mut out = [&u0, &u1].map(|u| RnsPoly::zero(u.n(), u.num_limbs()));
+    // A permutation writes every residue.
+    let mut out = [&u0, &u1].map(|u| RnsPoly::scratch(u.n(), u.num_limbs()));
     let [o0, o1] = &mut out;
-    rayon::join(|| auto.apply_ntt(&u0, o0), || auto.apply_ntt(&u1, o1));
+    rayon::join(
+        || match addend0 {
+            Some((x, primes)) => auto.apply_ntt_sum(&u0, x, primes, o0),
+            None => auto.apply_ntt(&u0, o0),
+        },
+        || auto.apply_ntt(&u1, o1),
+    );
     out
 }
 

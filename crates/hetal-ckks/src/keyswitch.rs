@@ -30,17 +30,27 @@ pub(crate) fn decompose(params: &Params, d: &RnsPoly) -> Decomposed {
     let level = d.num_limbs() - 1;
     let n = d.n();
     let k = params.p_primes().len();
-    let mut dc = d.clone();
-    dc.intt(params.q_primes(level));
-    let digits = params
-        .digits(level)
+    // d in coefficient form, each limb times its digit's ModUp constant (the conversions'
+    // first step), in one pass.
+    let ranges: Vec<_> = params.digits(level).collect();
+    let primes = params.q_primes(level);
+    let mut y = d.clone();
+    y.par_limbs_mut().enumerate().for_each(|(i, limb)| {
+        primes[i].inverse(limb);
+        if let Some((j, range)) = ranges.iter().enumerate().find(|(_, r)| r.contains(&i)) {
+            params.mod_up(level, j).prepare_limb(i - range.start, limb);
+        }
+    });
+    let digits = ranges
+        .iter()
         .enumerate()
         .map(|(j, range)| {
             let conv = params.mod_up(level, j);
-            let y = conv.prepare(&dc.data()[range.start * n..range.end * n], n);
-            let mut ext = RnsPoly::zero(n, level + 1 + k);
-            // The digit's own limbs are d itself; the others are converted (targets are Q_l
-            // without the digit, then P, in order), then taken to NTT form.
+            let y = &y.data()[range.start * n..range.end * n];
+            // Every limb is written below: the digit's own limbs are d itself; the others are
+            // converted (targets are Q_l without the digit, then P, in order), then taken to
+            // NTT form.
+            let mut ext = RnsPoly::scratch(n, level + 1 + k);
             let mut outs = Vec::with_capacity(level + 1 + k - range.len());
             for (i, limb) in ext.limbs_mut().enumerate() {
                 if range.contains(&i) {
@@ -49,7 +59,7 @@ pub(crate) fn decompose(params: &Params, d: &RnsPoly) -> Decomposed {
                     outs.push((if i < range.start { i } else { i - range.len() }, limb));
                 }
             }
-            conv.convert_into(&y, None, outs);
+            conv.convert_into(y, None, outs);
             ext.par_limbs_mut()
                 .enumerate()
                 .filter(|(i, _)| !range.contains(i))
@@ -68,8 +78,9 @@ pub(crate) fn inner_product(params: &Params, dec: &Decomposed, key: &SwitchingKe
     let level = dec.level;
     let n = params.n();
     let k = params.p_primes().len();
-    let mut out0 = RnsPoly::zero(n, level + 1 + k);
-    let mut out1 = RnsPoly::zero(n, level + 1 + k);
+    // Every residue is written by the kernel.
+    let mut out0 = RnsPoly::scratch(n, level + 1 + k);
+    let mut out1 = RnsPoly::scratch(n, level + 1 + k);
     out0.par_limbs_mut()
         .zip(out1.par_limbs_mut())
         .enumerate()
@@ -92,13 +103,13 @@ pub(crate) fn inner_product(params: &Params, dec: &Decomposed, key: &SwitchingKe
     [out0, out1]
 }
 
-/// Stage 3: `round(x / P)` back to `Q_level`, NTT form in and out.
+/// Stage 3: `round(x / P)` back to `Q_level`, NTT form in and out. The result keeps the
+/// storage of `ext` (with the capacity of the P limbs).
 pub(crate) fn mod_down(params: &Params, mut ext: RnsPoly, level: usize) -> RnsPoly {
-    let mut p_part = ext.split_off(level + 1);
-    p_part.intt(params.p_primes());
+    to_coefficients(&mut ext, level + 1, params.p_primes().iter());
     params
         .mod_down()
-        .apply_ntt(&mut ext, &p_part, params.q_primes(level));
+        .apply_ntt(&mut ext, params.q_primes(level));
     ext
 }
 
@@ -106,20 +117,24 @@ pub(crate) fn mod_down(params: &Params, mut ext: RnsPoly, level: usize) -> RnsPo
 /// `Q_{level−1}`, NTT form in and out (`level ≥ 1`). One division instead of two saves the
 /// rescale's `2·level` NTTs and rounds once.
 pub(crate) fn mod_down_rescale(params: &Params, mut ext: RnsPoly, level: usize) -> RnsPoly {
-    // The dropped limbs, q_level then P, to coefficient form.
-    let mut dropped = ext.split_off(level);
-    let drop_primes: Vec<&Prime> = params.q_primes(level)[level..]
+    let dropped = params.q_primes(level)[level..]
         .iter()
-        .chain(params.p_primes())
-        .collect();
-    dropped
-        .par_limbs_mut()
-        .zip(drop_primes)
-        .for_each(|(limb, p)| p.inverse(limb));
+        .chain(params.p_primes());
+    to_coefficients(&mut ext, level, dropped);
     params
         .mod_down_rescaler(level)
-        .apply_ntt(&mut ext, &dropped, params.q_primes(level - 1));
+        .apply_ntt(&mut ext, params.q_primes(level - 1));
     ext
+}
+
+/// Inverse NTT of the limbs of `x` from index `from` on, over `primes`.
+fn to_coefficients<'a>(x: &mut RnsPoly, from: usize, primes: impl Iterator<Item = &'a Prime>) {
+    let n = x.n();
+    let primes: Vec<&Prime> = primes.collect();
+    x.data_mut()[from * n..]
+        .par_chunks_exact_mut(n)
+        .zip(primes)
+        .for_each(|(limb, p)| p.inverse(limb));
 }
 
 /// `ext += P · d` on the ciphertext limbs of `ext` (layout of the extended basis at `level`):

@@ -77,6 +77,27 @@ impl Automorphism {
         });
     }
 
+    /// `out = σ_g(a + b)` for `a`, `b` in NTT form over `primes`: the sum read through the
+    /// permutation, without a pass of its own.
+    pub fn apply_ntt_sum(&self, a: &RnsPoly, b: &RnsPoly, primes: &[Prime], out: &mut RnsPoly) {
+        debug_assert_eq!(a.num_limbs(), out.num_limbs());
+        out.par_limbs_mut()
+            .zip(a.par_limbs())
+            .zip(b.par_limbs())
+            .zip(primes)
+            .for_each(|(((o, x), y), p)| {
+                let m = p.modulus();
+                crate::kernels::vectorized(
+                    #[inline(always)]
+                    || {
+                        for (o, &p) in o.iter_mut().zip(&self.perm) {
+                            *o = m.add(x[p as usize], y[p as usize]);
+                        }
+                    },
+                );
+            });
+    }
+
     /// `out = σ_g(a)` for `a` in coefficient form over `primes`.
     pub fn apply_coeff(&self, a: &RnsPoly, out: &mut RnsPoly, primes: &[Prime]) {
         let (n, two_n) = (self.n as u64, 2 * self.n as u64);
@@ -136,6 +157,16 @@ mod tests {
             auto.apply_ntt(&a_ntt, &mut out);
             out.intt(&primes);
             assert_eq!(out, want, "NTT form, g = {g}");
+            // σ(a + b) in NTT form against σ on the coefficients of a + b.
+            let b: Vec<i64> = (0..n).map(|_| rng.random_range(-1000..1000)).collect();
+            let mut b_ntt = RnsPoly::from_signed(&b, &primes);
+            b_ntt.ntt(&primes);
+            auto.apply_ntt_sum(&a_ntt, &b_ntt, &primes, &mut out);
+            out.intt(&primes);
+            let sum: Vec<i64> = coeffs.iter().zip(&b).map(|(x, y)| x + y).collect();
+            let mut want_sum = RnsPoly::zero(n, 2);
+            auto.apply_coeff(&RnsPoly::from_signed(&sum, &primes), &mut want_sum, &primes);
+            assert_eq!(out, want_sum, "NTT form of a sum, g = {g}");
         }
         assert!(Automorphism::new(4, &order).is_none());
         for g in [5u64, 25, 2 * n as u64 - 1, 3, 77] {

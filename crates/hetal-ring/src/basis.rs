@@ -187,16 +187,10 @@ impl BasisConverter {
         self.to.len()
     }
 
-    /// First step: `y_i = x_i · (D/d_i)^{-1} mod d_i`, for `input` = the source limbs laid out
-    /// one after another (coefficient form).
-    pub fn prepare(&self, input: &[u64], n: usize) -> Vec<u64> {
-        debug_assert_eq!(input.len(), n * self.from.len());
-        let mut y = input.to_vec();
-        y.par_chunks_exact_mut(n)
-            .zip(&self.from)
-            .zip(&self.dhat_inv)
-            .for_each(|((l, d), &w)| mul_const_assign(l, Before::Nothing, w, d));
-        y
+    /// First step, in place on source limb `i` (coefficient form):
+    /// `x_i <- x_i · (D/d_i)^{-1} mod d_i`.
+    pub fn prepare_limb(&self, i: usize, limb: &mut [u64]) {
+        mul_const_assign(limb, Before::Nothing, self.dhat_inv[i], &self.from[i]);
     }
 
     /// The overflow `v = floor(Σ_i y_i / d_i)` of each coefficient, so that
@@ -212,8 +206,8 @@ impl BasisConverter {
         acc.into_iter().map(|a| a as u64).collect()
     }
 
-    /// Second step: for each `(j, out)` in `outs`, the residues modulo target `j` from the
-    /// prepared `y` (`n` = length of each out). With `v` = [`overflow`](Self::overflow) the
+    /// Second step: for each `(j, out)` in `outs`, the residues modulo target `j` from `y`, the
+    /// source limbs after [`prepare_limb`](Self::prepare_limb) (`n` = length of each out). With `v` = [`overflow`](Self::overflow) the
     /// result is exact (`x mod D` in `[0, D)`); without, it is `x + u·D` with `0 ≤ u < k`.
     ///
     /// The work is cut into blocks of coefficients, in parallel. Each block of `y` is first
@@ -311,8 +305,12 @@ impl BasisConverter {
     /// `out.num_limbs()` target primes.
     pub fn convert(&self, input: &[u64], out: &mut RnsPoly) {
         let n = out.n();
-        let y = self.prepare(input, n);
-        self.convert_into(&y, None, out.limbs_mut().enumerate().collect());
+        let mut y = RnsPoly::scratch(n, self.from.len());
+        y.data_mut().copy_from_slice(input);
+        y.par_limbs_mut()
+            .enumerate()
+            .for_each(|(i, l)| self.prepare_limb(i, l));
+        self.convert_into(y.data(), None, out.limbs_mut().enumerate().collect());
     }
 }
 
@@ -411,50 +409,55 @@ impl DivideAndRound {
         })
     }
 
-    /// `x_keep <- round(x / C)` modulo the first `x_keep.num_limbs()` keep primes.
-    ///
-    /// `x_keep` holds `x mod b_j` in NTT form and is overwritten; `x_drop` holds `x mod c_i` in
-    /// coefficient form. `keep` are the primes of `x_keep`.
-    pub fn apply_ntt(&self, x_keep: &mut RnsPoly, x_drop: &RnsPoly, keep: &[Prime]) {
-        let mut rem = self.remainder(x_drop, x_keep.num_limbs());
+    /// `x <- round(x / C)`: `x` holds `x mod b_j` for the keep primes `keep` (NTT form) followed
+    /// by `x mod c_i` for every drop prime (coefficient form), and is left with the keep limbs
+    /// only (its storage keeps the capacity of the dropped limbs).
+    pub fn apply_ntt(&self, x: &mut RnsPoly, keep: &[Prime]) {
+        let mut rem = self.remainder(x, keep.len());
         rem.par_limbs_mut()
-            .zip(x_keep.par_limbs_mut())
+            .zip(x.par_limbs_mut())
             .zip(keep)
             .enumerate()
             .for_each(|(j, ((r, x), p))| {
                 p.forward(r);
                 self.finish_limb(x, r, j, p.modulus());
             });
+        x.truncate(keep.len());
     }
 
-    /// The same division with `x_keep` in coefficient form.
-    pub fn apply_coeff(&self, x_keep: &mut RnsPoly, x_drop: &RnsPoly, keep: &[Modulus]) {
-        let rem = self.remainder(x_drop, x_keep.num_limbs());
+    /// The same division with the keep limbs of `x` in coefficient form.
+    pub fn apply_coeff(&self, x: &mut RnsPoly, keep: &[Modulus]) {
+        let rem = self.remainder(x, keep.len());
         rem.par_limbs()
-            .zip(x_keep.par_limbs_mut())
+            .zip(x.par_limbs_mut())
             .zip(keep)
             .enumerate()
             .for_each(|(j, ((r, x), m))| {
                 self.finish_limb(x, r, j, m);
             });
+        x.truncate(keep.len());
     }
 
     /// `((x + floor(C/2)) mod C) − floor(C/2)` modulo the first `limbs` keep primes, in
-    /// coefficient form: adding `floor(C/2)` before the exact conversion turns the floor of
-    /// the division into a rounding.
-    fn remainder(&self, x_drop: &RnsPoly, limbs: usize) -> RnsPoly {
-        let n = x_drop.n();
+    /// coefficient form, from the drop limbs of `x` (those from index `limbs` on, which it
+    /// overwrites): adding `floor(C/2)` before the exact conversion turns the floor of the
+    /// division into a rounding.
+    fn remainder(&self, x: &mut RnsPoly, limbs: usize) -> RnsPoly {
+        let n = x.n();
         let conv = &self.conv;
-        let mut y = x_drop.data().to_vec();
-        y.par_chunks_exact_mut(n)
+        debug_assert_eq!(x.num_limbs(), limbs + conv.from.len());
+        x.data_mut()[limbs * n..]
+            .par_chunks_exact_mut(n)
             .zip(&conv.from)
             .zip(&self.half_mod_drop)
             .zip(&conv.dhat_inv)
             .for_each(|(((l, m), &h), &w)| mul_const_assign(l, Before::Add(h), w, m));
-        let v = conv.overflow(&y, n);
-        let mut rem = RnsPoly::zero(n, limbs);
+        let y = &x.data()[limbs * n..];
+        let v = conv.overflow(y, n);
+        // Every residue is written by the conversion.
+        let mut rem = RnsPoly::scratch(n, limbs);
         // The converter's offset takes floor(C/2) off again.
-        conv.convert_into(&y, Some(&v), rem.limbs_mut().enumerate().collect());
+        conv.convert_into(y, Some(&v), rem.limbs_mut().enumerate().collect());
         rem
     }
 
@@ -733,21 +736,20 @@ mod tests {
             let total = big_product(&all);
             let c = BigInt::from(big_product(&drop_m));
             let xs: Vec<BigInt> = (0..n).map(|_| random_big(&mut rng, &total)).collect();
-            let mut xk = RnsPoly::zero(n, 4);
-            let mut xd = RnsPoly::zero(n, drop_count);
+            // Keep limbs first, then the dropped ones.
+            let mut xk = RnsPoly::zero(n, 4 + drop_count);
             for (ci, x) in xs.iter().enumerate() {
                 for (i, r) in residues(x, &all).into_iter().enumerate() {
-                    if i < 4 {
-                        xk.limb_mut(i)[ci] = r;
-                    } else {
-                        xd.limb_mut(i - 4)[ci] = r;
-                    }
+                    xk.limb_mut(i)[ci] = r;
                 }
             }
             let mut xk_coeff = xk.clone();
-            dr.apply_coeff(&mut xk_coeff, &xd, &keep_m);
-            xk.ntt(&keep);
-            dr.apply_ntt(&mut xk, &xd, &keep);
+            dr.apply_coeff(&mut xk_coeff, &keep_m);
+            xk.data_mut()[..4 * n]
+                .chunks_exact_mut(n)
+                .zip(&keep)
+                .for_each(|(l, p)| p.forward(l));
+            dr.apply_ntt(&mut xk, &keep);
             xk.intt(&keep);
             assert_eq!(xk, xk_coeff);
             for (ci, x) in xs.iter().enumerate() {

@@ -30,6 +30,7 @@ mod ntt;
 mod poly;
 pub mod primes;
 pub mod sampling;
+mod scratch;
 
 pub use automorphism::{galois_inverse, galois_power, Automorphism};
 pub use basis::{BasisConverter, DivideAndRound, MixedRadix};

@@ -10,18 +10,45 @@ use crate::kernels::{mul_const_assign, vectorized, Before};
 use crate::Prime;
 
 /// A polynomial in RNS form: `limbs` residue vectors of length `n`, stored contiguously.
-#[derive(Clone, Debug, PartialEq, Eq, Default)]
+///
+/// Its storage comes from, and goes back to when dropped, a bounded pool of buffers (the
+/// `scratch` module): at N = 2^16 a polynomial is megabytes, and fresh allocations of that
+/// size are zeroed by the allocator or page-faulted in by the kernel, which costs as much as
+/// the arithmetic of a key switch's cheaper steps.
+#[derive(Debug, PartialEq, Eq, Default)]
 pub struct RnsPoly {
     n: usize,
     data: Vec<u64>,
 }
 
+impl Clone for RnsPoly {
+    fn clone(&self) -> Self {
+        let mut c = Self::scratch(self.n, self.num_limbs());
+        c.data.copy_from_slice(&self.data);
+        c
+    }
+}
+
+impl Drop for RnsPoly {
+    fn drop(&mut self) {
+        crate::scratch::give(std::mem::take(&mut self.data));
+    }
+}
+
 impl RnsPoly {
     /// The zero polynomial with `limbs` residues of degree `n`.
     pub fn zero(n: usize, limbs: usize) -> Self {
+        let mut p = Self::scratch(n, limbs);
+        p.data.fill(0);
+        p
+    }
+
+    /// A polynomial of `limbs` residues of degree `n` with **arbitrary values** (those of a
+    /// dropped polynomial): for results whose every residue the caller writes before reading.
+    pub fn scratch(n: usize, limbs: usize) -> Self {
         Self {
             n,
-            data: vec![0; n * limbs],
+            data: crate::scratch::take(n * limbs),
         }
     }
 
@@ -57,6 +84,11 @@ impl RnsPoly {
     /// All residues, limb after limb.
     pub fn data(&self) -> &[u64] {
         &self.data
+    }
+
+    /// All residues, limb after limb, mutably.
+    pub fn data_mut(&mut self) -> &mut [u64] {
+        &mut self.data
     }
 
     /// Limb `i` (residues modulo the i-th prime).
@@ -107,18 +139,18 @@ impl RnsPoly {
 
     /// Splits off the limbs from index `at` on into a new polynomial.
     pub fn split_off(&mut self, at: usize) -> RnsPoly {
-        Self {
-            n: self.n,
-            data: self.data.split_off(at * self.n),
-        }
+        let mut tail = Self::scratch(self.n, self.num_limbs() - at);
+        tail.data.copy_from_slice(&self.data[at * self.n..]);
+        self.truncate(at);
+        tail
     }
 
     /// A copy of limbs `range`.
     pub fn sub_limbs(&self, range: std::ops::Range<usize>) -> RnsPoly {
-        Self {
-            n: self.n,
-            data: self.data[range.start * self.n..range.end * self.n].to_vec(),
-        }
+        let mut out = Self::scratch(self.n, range.len());
+        out.data
+            .copy_from_slice(&self.data[range.start * self.n..range.end * self.n]);
+        out
     }
 
     /// Forward NTT of every limb.
