@@ -34,7 +34,8 @@ pub(crate) fn decompose(params: &Params, d: &RnsPoly) -> Decomposed {
     // first step), in one pass.
     let ranges: Vec<_> = params.digits(level).collect();
     let primes = params.q_primes(level);
-    let mut y = d.clone();
+    let mut y = RnsPoly::temporary(n, level + 1);
+    y.data_mut().copy_from_slice(d.data());
     y.par_limbs_mut().enumerate().for_each(|(i, limb)| {
         primes[i].inverse(limb);
         if let Some((j, range)) = ranges.iter().enumerate().find(|(_, r)| r.contains(&i)) {
@@ -50,7 +51,7 @@ pub(crate) fn decompose(params: &Params, d: &RnsPoly) -> Decomposed {
             // Every limb is written below: the digit's own limbs are d itself; the others are
             // converted (targets are Q_l without the digit, then P, in order), then taken to
             // NTT form.
-            let mut ext = RnsPoly::scratch(n, level + 1 + k);
+            let mut ext = RnsPoly::temporary(n, level + 1 + k);
             let mut outs = Vec::with_capacity(level + 1 + k - range.len());
             for (i, limb) in ext.limbs_mut().enumerate() {
                 if range.contains(&i) {

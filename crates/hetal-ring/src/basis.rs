@@ -305,7 +305,7 @@ impl BasisConverter {
     /// `out.num_limbs()` target primes.
     pub fn convert(&self, input: &[u64], out: &mut RnsPoly) {
         let n = out.n();
-        let mut y = RnsPoly::scratch(n, self.from.len());
+        let mut y = RnsPoly::temporary(n, self.from.len());
         y.data_mut().copy_from_slice(input);
         y.par_limbs_mut()
             .enumerate()
@@ -455,7 +455,7 @@ impl DivideAndRound {
         let y = &x.data()[limbs * n..];
         let v = conv.overflow(y, n);
         // Every residue is written by the conversion.
-        let mut rem = RnsPoly::scratch(n, limbs);
+        let mut rem = RnsPoly::temporary(n, limbs);
         // The converter's offset takes floor(C/2) off again.
         conv.convert_into(y, Some(&v), rem.limbs_mut().enumerate().collect());
         rem
@@ -628,8 +628,9 @@ mod tests {
     }
 
     /// Narrow and wide sources and targets, a length that crosses a block of the conversion,
-    /// source counts that are unrolled (4) and not (20), and sums too large for Montgomery
-    /// reduction (20 sources of 61 bits: Barrett).
+    /// source counts that are unrolled (4) and not (20), sums too large for Montgomery
+    /// reduction (20 sources of 61 bits: Barrett), and lengths of 12 and 32 IFMA vectors
+    /// (groups of sums side by side, with and without a rest).
     #[test]
     fn mod_up_matches_big_integer_lift() {
         let mut rng = ChaCha20Rng::seed_from_u64(12);
@@ -640,6 +641,7 @@ mod tests {
             (58, 4, 60, 300, 4),
             (61, 20, 58, 16, 5),
             (40, 9, 50, 300, 4),
+            (50, 4, 45, 96, 10),
         ] {
             let d = moduli(source_bits, sources, &[]);
             for portable in [false, true] {

@@ -49,6 +49,9 @@ pulp::simd_type! {
 /// Lanes per vector.
 pub(crate) const LANES: usize = 8;
 
+/// Vectors summed side by side in the long sums of products.
+const UNROLL: usize = 8;
+
 /// A slice seen as vectors of eight words.
 type Vectors<'a> = &'a [[u64; LANES]];
 
@@ -140,6 +143,37 @@ impl Ifma {
         let m = i._mm512_madd52lo_epu64(zero, lo, c.q_inv);
         let t = f._mm512_sub_epi64(hi, i._mm512_madd52hi_epu64(zero, m, c.q));
         f._mm512_min_epu64(t, f._mm512_add_epi64(t, c.q))
+    }
+
+    /// `out[u] = (offset + Σ_i ys[i][k+u]·row[i] + v[k+u]·neg_d)·2^-52 mod q` for the `U`
+    /// vectors from `k`: `U` independent sums side by side.
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    fn convert_sums<const U: usize>(
+        self,
+        c: &Consts,
+        ys: &[Vectors],
+        v: Option<Vectors>,
+        row: &[u64],
+        (offset, neg_d): (__m512i, __m512i),
+        k: usize,
+        out: &mut [[u64; LANES]],
+    ) {
+        let mut acc = [(offset, self.zero()); U];
+        for (y, &w) in ys.iter().zip(row) {
+            let w = self.splat(w);
+            for (u, a) in acc.iter_mut().enumerate() {
+                *a = self.mac(*a, cast(y[k + u]), w);
+            }
+        }
+        if let Some(v) = v {
+            for (u, a) in acc.iter_mut().enumerate() {
+                *a = self.mac(*a, cast(v[k + u]), neg_d);
+            }
+        }
+        for (o, a) in out.iter_mut().zip(acc) {
+            *o = cast(self.reduce(c, a));
+        }
     }
 }
 
@@ -260,15 +294,16 @@ pub(crate) fn convert_block(ys: &[&[u64]], v: Option<&[u64]>, targets: &mut [Con
                 let c = simd.consts(t.modulus);
                 let (offset, neg_d) = (simd.splat(t.offset), simd.splat(t.neg_d));
                 let out = pulp::as_arrays_mut::<LANES, _>(&mut t.out[..n]).0;
-                for (k, o) in out.iter_mut().enumerate() {
-                    let mut acc = (offset, simd.zero());
-                    for (y, &w) in ys.iter().zip(t.row) {
-                        acc = simd.mac(acc, cast(y[k]), simd.splat(w));
-                    }
-                    if let Some(v) = v {
-                        acc = simd.mac(acc, cast(v[k]), neg_d);
-                    }
-                    *o = cast(simd.reduce(&c, acc));
+                // UNROLL vectors at a time: independent sums hide the multiply-adds' latency
+                // (one vector's sum is a chain of dependent instructions).
+                let (head, tail) = out.split_at_mut(out.len() - out.len() % UNROLL);
+                let consts = (offset, neg_d);
+                for (b, o) in head.chunks_exact_mut(UNROLL).enumerate() {
+                    simd.convert_sums::<UNROLL>(&c, &ys, v, t.row, consts, b * UNROLL, o);
+                }
+                let k0 = head.len();
+                for (k, o) in tail.chunks_exact_mut(1).enumerate() {
+                    simd.convert_sums::<1>(&c, &ys, v, t.row, consts, k0 + k, o);
                 }
             }
         },

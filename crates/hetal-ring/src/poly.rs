@@ -48,7 +48,16 @@ impl RnsPoly {
     pub fn scratch(n: usize, limbs: usize) -> Self {
         Self {
             n,
-            data: crate::scratch::take(n * limbs),
+            data: crate::scratch::take(n * limbs, true),
+        }
+    }
+
+    /// As [`RnsPoly::scratch`], for a temporary dropped within the operation that makes it:
+    /// its storage may be any recycled buffer large enough (spare capacity does not matter).
+    pub fn temporary(n: usize, limbs: usize) -> Self {
+        Self {
+            n,
+            data: crate::scratch::take(n * limbs, false),
         }
     }
 

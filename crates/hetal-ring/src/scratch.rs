@@ -11,13 +11,15 @@
 //! A scratch buffer holds stale residues of an earlier computation (never uninitialized
 //! memory), so a caller that forgot to overwrite a residue computes a wrong result, which the
 //! tests (against independent oracles) see, not undefined behaviour. The pool is
-//! process-wide, behind a mutex (a few calls per key switch), bounded by [`MAX_WORDS`] (the
-//! smallest buffers go first), and only hands out buffers at most a quarter longer than asked,
-//! so that the polynomials that live on (ciphertexts, keys) carry little spare capacity.
+//! process-wide, behind a mutex (a few calls per key switch) and bounded by [`MAX_WORDS`] (the
+//! smallest buffers go first). Polynomials that may live on (ciphertexts, keys) get buffers
+//! at most a quarter longer than asked, so that they carry little spare capacity;
+//! temporaries dropped within an operation ([`RnsPoly::temporary`]) take any that fits.
 //!
 //! [`RnsPoly`]: crate::RnsPoly
 //! [`RnsPoly::scratch`]: crate::RnsPoly::scratch
 //! [`RnsPoly::zero`]: crate::RnsPoly::zero
+//! [`RnsPoly::temporary`]: crate::RnsPoly::temporary
 
 use std::sync::{Mutex, MutexGuard};
 
@@ -46,8 +48,8 @@ fn pool() -> MutexGuard<'static, Pool> {
 }
 
 /// A buffer of `len` words with arbitrary contents: the smallest pooled buffer that holds
-/// `len` words with at most a quarter to spare, or a fresh zeroed one.
-pub(crate) fn take(len: usize) -> Vec<u64> {
+/// `len` words (with at most a quarter to spare if `tight`), or a fresh zeroed one.
+pub(crate) fn take(len: usize, tight: bool) -> Vec<u64> {
     if len < MIN_WORDS {
         return vec![0; len];
     }
@@ -57,7 +59,7 @@ pub(crate) fn take(len: usize) -> Vec<u64> {
             .buffers
             .iter()
             .enumerate()
-            .filter(|(_, b)| (len..=len + len / 4).contains(&b.capacity()))
+            .filter(|(_, b)| b.capacity() >= len && (!tight || b.capacity() <= len + len / 4))
             .min_by_key(|(_, b)| b.capacity())
             .map(|(i, _)| i);
         best.map(|i| {
@@ -106,26 +108,26 @@ mod tests {
 
     #[test]
     fn buffers_are_reused_at_the_asked_length_and_small_ones_are_not_kept() {
-        let mut b = take(MIN_WORDS * 3);
+        let mut b = take(MIN_WORDS * 3, true);
         assert_eq!(b.len(), MIN_WORDS * 3);
         b.iter_mut().for_each(|x| *x = 7);
         let ptr = b.as_ptr();
         give(b);
         // Other tests share the pool, so only what this test can observe alone is asserted:
         // a buffer comes back at the asked length, and its stale words are kept.
-        let again = take(MIN_WORDS * 2);
+        let again = take(MIN_WORDS * 2, false);
         assert_eq!(again.len(), MIN_WORDS * 2);
         if again.as_ptr() == ptr {
             assert!(again.iter().all(|&x| x == 7));
         }
-        let longer = take(MIN_WORDS * 3 + 5);
+        let longer = take(MIN_WORDS * 3 + 5, false);
         assert_eq!(longer.len(), MIN_WORDS * 3 + 5);
         // Not a buffer more than a quarter longer than asked.
-        assert!(take(MIN_WORDS).capacity() <= MIN_WORDS + MIN_WORDS / 4);
+        assert!(take(MIN_WORDS, true).capacity() <= MIN_WORDS + MIN_WORDS / 4);
         give(again);
         give(longer);
         assert!(pool().words <= MAX_WORDS);
-        let small = take(10);
+        let small = take(10, false);
         assert_eq!(small, vec![0; 10]);
     }
 }
