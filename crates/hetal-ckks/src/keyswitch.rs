@@ -19,14 +19,31 @@ use hetal_ring::{kernels, Prime, RnsPoly};
 use crate::{keys::SwitchingKey, Params};
 
 /// A polynomial decomposed into digits raised to `Q_l · P` (NTT form): the hoistable part of a
-/// key switch.
-pub(crate) struct Decomposed {
+/// key switch. A digit's own limbs are those of `d` itself, so each digit stores only the
+/// others (its conversion's targets: `Q_l` without the digit, then `P`).
+pub(crate) struct Decomposed<'a> {
     pub(crate) level: usize,
-    pub(crate) digits: Vec<RnsPoly>,
+    d: &'a RnsPoly,
+    ranges: Vec<std::ops::Range<usize>>,
+    converted: Vec<RnsPoly>,
+}
+
+impl Decomposed<'_> {
+    /// Limb `i` of the extended basis of digit `j`.
+    fn limb(&self, j: usize, i: usize) -> &[u64] {
+        let range = &self.ranges[j];
+        if range.contains(&i) {
+            self.d.limb(i)
+        } else if i < range.start {
+            self.converted[j].limb(i)
+        } else {
+            self.converted[j].limb(i - range.len())
+        }
+    }
 }
 
 /// Stage 1: ModUp of every digit of `d` (NTT form over `Q_level`).
-pub(crate) fn decompose(params: &Params, d: &RnsPoly) -> Decomposed {
+pub(crate) fn decompose<'a>(params: &Params, d: &'a RnsPoly) -> Decomposed<'a> {
     let level = d.num_limbs() - 1;
     let n = d.n();
     let k = params.p_primes().len();
@@ -42,35 +59,28 @@ pub(crate) fn decompose(params: &Params, d: &RnsPoly) -> Decomposed {
             params.mod_up(level, j).prepare_limb(i - range.start, limb);
         }
     });
-    let digits = ranges
+    let converted = ranges
         .iter()
         .enumerate()
         .map(|(j, range)| {
             let conv = params.mod_up(level, j);
+            // Every limb is written: converted, then taken to NTT form.
+            let mut ext = RnsPoly::temporary(n, level + 1 + k - range.len());
             let y = &y.data()[range.start * n..range.end * n];
-            // Every limb is written below: the digit's own limbs are d itself; the others are
-            // converted (targets are Q_l without the digit, then P, in order), then taken to
-            // NTT form.
-            let mut ext = RnsPoly::temporary(n, level + 1 + k);
-            let mut outs = Vec::with_capacity(level + 1 + k - range.len());
-            for (i, limb) in ext.limbs_mut().enumerate() {
-                if range.contains(&i) {
-                    limb.copy_from_slice(d.limb(i));
-                } else {
-                    outs.push((if i < range.start { i } else { i - range.len() }, limb));
-                }
-            }
-            conv.convert_into(y, None, outs);
-            ext.par_limbs_mut()
-                .enumerate()
-                .filter(|(i, _)| !range.contains(i))
-                .for_each(|(i, limb)| {
-                    params.ext_prime(level, i).forward(limb);
-                });
+            conv.convert_into(y, None, ext.limbs_mut().enumerate().collect());
+            ext.par_limbs_mut().enumerate().for_each(|(t, limb)| {
+                let i = if t < range.start { t } else { t + range.len() };
+                params.ext_prime(level, i).forward(limb);
+            });
             ext
         })
         .collect();
-    Decomposed { level, digits }
+    Decomposed {
+        level,
+        d,
+        ranges,
+        converted,
+    }
 }
 
 /// Stage 2: `(Σ_j digit_j·b_j, Σ_j digit_j·a_j)` over `Q_l · P`, both sums in one pass over
@@ -93,11 +103,10 @@ pub(crate) fn inner_product(params: &Params, dec: &Decomposed, key: &SwitchingKe
             } else {
                 key.level + 1 + (i - level - 1)
             };
-            let terms: Vec<(&[u64], &[u64], &[u64])> = dec
-                .digits
-                .iter()
+            // A key made for a higher level may have more digits than d: they go unused.
+            let terms: Vec<(&[u64], &[u64], &[u64])> = (0..dec.ranges.len())
                 .zip(&key.digits)
-                .map(|(d, [b, a])| (d.limb(i), b.limb(key_limb), a.limb(key_limb)))
+                .map(|(j, [b, a])| (dec.limb(j, i), b.limb(key_limb), a.limb(key_limb)))
                 .collect();
             kernels::dot_product_pair_montgomery(&terms, m, o0, o1);
         });

@@ -197,13 +197,19 @@ impl BasisConverter {
     /// `x = Σ_i y_i·(D/d_i) − v·D` exactly (wrong by one only when `x/D` lies within about
     /// 2^-45 of an integer).
     pub fn overflow(&self, y: &[u64], n: usize) -> Vec<u64> {
-        let mut acc = vec![0f64; n];
-        for (yi, &inv) in y.chunks_exact(n).zip(&self.d_inv_f64) {
-            acc.iter_mut()
-                .zip(yi)
-                .for_each(|(a, &x)| *a += x as f64 * inv);
-        }
-        acc.into_iter().map(|a| a as u64).collect()
+        // Vector conversions between u64 and f64 need AVX-512: compiled for it where it runs.
+        crate::kernels::vectorized(
+            #[inline(always)]
+            || {
+                let mut acc = vec![0f64; n];
+                for (yi, &inv) in y.chunks_exact(n).zip(&self.d_inv_f64) {
+                    acc.iter_mut()
+                        .zip(yi)
+                        .for_each(|(a, &x)| *a += x as f64 * inv);
+                }
+                acc.into_iter().map(|a| a as u64).collect()
+            },
+        )
     }
 
     /// Second step: for each `(j, out)` in `outs`, the residues modulo target `j` from `y`, the
