@@ -622,11 +622,8 @@ impl Evaluator {
         let top = &self.params.q_primes(level)[level];
         let keep = self.params.q_primes(level - 1);
         let rescaler = self.params.rescaler(level);
-        // The top limb, in coefficient form, is the one divided out.
-        let divide = |c: &mut RnsPoly| {
-            top.inverse(c.limb_mut(level));
-            rescaler.apply_ntt(c, keep);
-        };
+        // The top limb is the one divided out.
+        let divide = |c: &mut RnsPoly| rescaler.apply_ntt(c, keep, &[top]);
         let (c0, c1) = (&mut a.c0, &mut a.c1);
         rayon::join(|| divide(c0), || divide(c1));
         a.scale /= top.value() as f64;

@@ -53,12 +53,16 @@ pub(crate) fn decompose<'a>(params: &Params, d: &'a RnsPoly) -> Decomposed<'a> {
     let primes = params.q_primes(level);
     let mut y = RnsPoly::temporary(n, level + 1);
     y.data_mut().copy_from_slice(d.data());
-    y.par_limbs_mut().enumerate().for_each(|(i, limb)| {
-        primes[i].inverse(limb);
-        if let Some((j, range)) = ranges.iter().enumerate().find(|(_, r)| r.contains(&i)) {
-            params.mod_up(level, j).prepare_limb(i - range.start, limb);
-        }
-    });
+    // (digit, index within the digit) of each limb.
+    let place: Vec<(usize, usize)> = ranges
+        .iter()
+        .enumerate()
+        .flat_map(|(j, r)| (0..r.len()).map(move |t| (j, t)))
+        .collect();
+    y.par_limbs_mut()
+        .zip(&place)
+        .zip(primes)
+        .for_each(|((limb, &(j, t)), p)| params.mod_up(level, j).prepare_ntt_limb(t, limb, p));
     let converted = ranges
         .iter()
         .enumerate()
@@ -116,10 +120,10 @@ pub(crate) fn inner_product(params: &Params, dec: &Decomposed, key: &SwitchingKe
 /// Stage 3: `round(x / P)` back to `Q_level`, NTT form in and out. The result keeps the
 /// storage of `ext` (with the capacity of the P limbs).
 pub(crate) fn mod_down(params: &Params, mut ext: RnsPoly, level: usize) -> RnsPoly {
-    to_coefficients(&mut ext, level + 1, params.p_primes().iter());
+    let dropped: Vec<&Prime> = params.p_primes().iter().collect();
     params
         .mod_down()
-        .apply_ntt(&mut ext, params.q_primes(level));
+        .apply_ntt(&mut ext, params.q_primes(level), &dropped);
     ext
 }
 
@@ -127,24 +131,14 @@ pub(crate) fn mod_down(params: &Params, mut ext: RnsPoly, level: usize) -> RnsPo
 /// `Q_{level−1}`, NTT form in and out (`level ≥ 1`). One division instead of two saves the
 /// rescale's `2·level` NTTs and rounds once.
 pub(crate) fn mod_down_rescale(params: &Params, mut ext: RnsPoly, level: usize) -> RnsPoly {
-    let dropped = params.q_primes(level)[level..]
+    let dropped: Vec<&Prime> = params.q_primes(level)[level..]
         .iter()
-        .chain(params.p_primes());
-    to_coefficients(&mut ext, level, dropped);
+        .chain(params.p_primes())
+        .collect();
     params
         .mod_down_rescaler(level)
-        .apply_ntt(&mut ext, params.q_primes(level - 1));
+        .apply_ntt(&mut ext, params.q_primes(level - 1), &dropped);
     ext
-}
-
-/// Inverse NTT of the limbs of `x` from index `from` on, over `primes`.
-fn to_coefficients<'a>(x: &mut RnsPoly, from: usize, primes: impl Iterator<Item = &'a Prime>) {
-    let n = x.n();
-    let primes: Vec<&Prime> = primes.collect();
-    x.data_mut()[from * n..]
-        .par_chunks_exact_mut(n)
-        .zip(primes)
-        .for_each(|(limb, p)| p.inverse(limb));
 }
 
 /// `ext += P · d` on the ciphertext limbs of `ext` (layout of the extended basis at `level`):

@@ -50,7 +50,7 @@ fn ring_kernels(c: &mut Criterion) {
                 x.extend_from(&xp);
                 x
             },
-            |x| dr.apply_ntt(x, &q),
+            |x| dr.apply_ntt(x, &q, &p.iter().collect::<Vec<_>>()),
             BatchSize::LargeInput,
         )
     });
@@ -87,7 +87,7 @@ fn ring_kernels(c: &mut Criterion) {
                 x.extend_from(&xp);
                 x
             },
-            |x| dr.apply_ntt(x, &qw),
+            |x| dr.apply_ntt(x, &qw, &pw.iter().collect::<Vec<_>>()),
             BatchSize::LargeInput,
         )
     });

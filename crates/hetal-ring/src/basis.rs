@@ -193,6 +193,16 @@ impl BasisConverter {
         mul_const_assign(limb, Before::Nothing, self.dhat_inv[i], &self.from[i]);
     }
 
+    /// [`prepare_limb`](Self::prepare_limb) of source limb `i` given in NTT form over `prime`
+    /// (source prime `i`): the inverse NTT's normalisation folds into the constant.
+    pub fn prepare_ntt_limb(&self, i: usize, limb: &mut [u64], prime: &Prime) {
+        let m = &self.from[i];
+        debug_assert_eq!(m.value(), prime.value());
+        prime.inverse_unnormalized(limb);
+        let w = m.mul(self.dhat_inv[i].0, prime.n_inv());
+        mul_const_assign(limb, Before::Nothing, (w, m.shoup(w)), m);
+    }
+
     /// The overflow `v = floor(Σ_i y_i / d_i)` of each coefficient, so that
     /// `x = Σ_i y_i·(D/d_i) − v·D` exactly (wrong by one only when `x/D` lies within about
     /// 2^-45 of an integer).
@@ -415,11 +425,11 @@ impl DivideAndRound {
         })
     }
 
-    /// `x <- round(x / C)`: `x` holds `x mod b_j` for the keep primes `keep` (NTT form) followed
-    /// by `x mod c_i` for every drop prime (coefficient form), and is left with the keep limbs
-    /// only (its storage keeps the capacity of the dropped limbs).
-    pub fn apply_ntt(&self, x: &mut RnsPoly, keep: &[Prime]) {
-        let mut rem = self.remainder(x, keep.len());
+    /// `x <- round(x / C)` in NTT form: `x` holds `x mod b_j` for the keep primes `keep`
+    /// followed by `x mod c_i` for the drop primes `drop`, and is left with the keep limbs only
+    /// (its storage keeps the capacity of the dropped limbs).
+    pub fn apply_ntt(&self, x: &mut RnsPoly, keep: &[Prime], drop: &[&Prime]) {
+        let mut rem = self.remainder(x, keep.len(), Some(drop));
         rem.par_limbs_mut()
             .zip(x.par_limbs_mut())
             .zip(keep)
@@ -431,9 +441,9 @@ impl DivideAndRound {
         x.truncate(keep.len());
     }
 
-    /// The same division with the keep limbs of `x` in coefficient form.
+    /// The same division with every limb of `x` in coefficient form.
     pub fn apply_coeff(&self, x: &mut RnsPoly, keep: &[Modulus]) {
-        let rem = self.remainder(x, keep.len());
+        let rem = self.remainder(x, keep.len(), None);
         rem.par_limbs()
             .zip(x.par_limbs_mut())
             .zip(keep)
@@ -446,18 +456,31 @@ impl DivideAndRound {
 
     /// `((x + floor(C/2)) mod C) − floor(C/2)` modulo the first `limbs` keep primes, in
     /// coefficient form, from the drop limbs of `x` (those from index `limbs` on, which it
-    /// overwrites): adding `floor(C/2)` before the exact conversion turns the floor of the
-    /// division into a rounding.
-    fn remainder(&self, x: &mut RnsPoly, limbs: usize) -> RnsPoly {
+    /// overwrites; in NTT form over `drop_ntt` where given, else in coefficient form): adding
+    /// `floor(C/2)` before the exact conversion turns the floor of the division into a rounding.
+    fn remainder(&self, x: &mut RnsPoly, limbs: usize, drop_ntt: Option<&[&Prime]>) -> RnsPoly {
         let n = x.n();
         let conv = &self.conv;
         debug_assert_eq!(x.num_limbs(), limbs + conv.from.len());
+        debug_assert!(drop_ntt.is_none_or(|d| d.len() == conv.from.len()));
         x.data_mut()[limbs * n..]
             .par_chunks_exact_mut(n)
             .zip(&conv.from)
             .zip(&self.half_mod_drop)
             .zip(&conv.dhat_inv)
-            .for_each(|(((l, m), &h), &w)| mul_const_assign(l, Before::Add(h), w, m));
+            .enumerate()
+            .for_each(|(i, (((l, m), &h), &w))| match drop_ntt {
+                // The unnormalised inverse leaves N·x: (N·x + N·h)·(w·N^{-1}) = (x + h)·w.
+                Some(drop) => {
+                    let p = drop[i];
+                    debug_assert_eq!(p.value(), m.value());
+                    p.inverse_unnormalized(l);
+                    let h = m.mul(h, m.reduce(n as u64));
+                    let w = m.mul(w.0, p.n_inv());
+                    mul_const_assign(l, Before::Add(h), (w, m.shoup(w)), m);
+                }
+                None => mul_const_assign(l, Before::Add(h), w, m),
+            });
         let y = &x.data()[limbs * n..];
         let v = conv.overflow(y, n);
         // Every residue is written by the conversion.
@@ -753,11 +776,12 @@ mod tests {
             }
             let mut xk_coeff = xk.clone();
             dr.apply_coeff(&mut xk_coeff, &keep_m);
-            xk.data_mut()[..4 * n]
-                .chunks_exact_mut(n)
-                .zip(&keep)
-                .for_each(|(l, p)| p.forward(l));
-            dr.apply_ntt(&mut xk, &keep);
+            let drop: Vec<Prime> = drop_q
+                .iter()
+                .map(|&q| Prime::new(q, &order).unwrap())
+                .collect();
+            xk.ntt(&keep.iter().chain(&drop).cloned().collect::<Vec<_>>());
+            dr.apply_ntt(&mut xk, &keep, &drop.iter().collect::<Vec<_>>());
             xk.intt(&keep);
             assert_eq!(xk, xk_coeff);
             for (ci, x) in xs.iter().enumerate() {
