@@ -18,7 +18,7 @@ use std::sync::Arc;
 use num_complex::Complex64;
 use rayon::prelude::*;
 
-use hetal_ring::{kernels, Automorphism, Prime, RnsPoly};
+use hetal_ring::{kernels, Automorphism, RnsPoly};
 
 use crate::ciphertext::{ExtCiphertext, ExtPlaintext};
 use crate::keyswitch;
@@ -476,16 +476,13 @@ impl Evaluator {
     ) -> Result<Ciphertext, CkksError> {
         let t = self.tensor(pairs)?;
         let rlk = self.keys.relin.as_ref().ok_or(CkksError::MissingRelinKey)?;
-        let primes = self.params.q_primes(t.level);
-        let [mut d0, mut d1, d2] = t.d;
-        let [u0, u1] = keyswitch::switch(&self.params, &d2, rlk);
-        d0.add_assign(&u0, primes);
-        d1.add_assign(&u1, primes);
+        let [d0, d1, d2] = &t.d;
+        let [c0, c1] = keyswitch::switch(&self.params, d2, rlk, [Some(d0), Some(d1)]);
         self.counters.add(Op::CtMult, pairs.len() as u64);
         self.counters.add(Op::KeySwitchFull, 1);
         Ok(Ciphertext {
-            c0: d0,
-            c1: d1,
+            c0,
+            c1,
             scale: t.scale,
             slots: t.slots,
         })
@@ -667,9 +664,7 @@ impl Evaluator {
         {
             return Err(CkksError::ParamsMismatch);
         }
-        let [u0, c1] = keyswitch::switch(&self.params, &a.c1, key);
-        let mut c0 = a.c0.clone();
-        c0.add_assign(&u0, self.params.q_primes(a.level()));
+        let [c0, c1] = keyswitch::switch(&self.params, &a.c1, key, [Some(&a.c0), None]);
         self.counters.add(Op::KeySwitchFull, 1);
         Ok(Ciphertext {
             c0,
@@ -737,12 +732,8 @@ impl Evaluator {
         let level = a.level();
         let key = self.keys.galois_key(g, rotation, level)?;
         let auto = self.automorphism(g)?;
-        let [e0, e1] = keyswitch::inner_product(&self.params, dec, key);
-        let (u0, u1) = rayon::join(
-            || keyswitch::mod_down(&self.params, e0, level),
-            || keyswitch::mod_down(&self.params, e1, level),
-        );
-        let [c0, c1] = galois_pair(&auto, [u0, u1], Some((&a.c0, self.params.q_primes(level))));
+        let [c0, c1] =
+            keyswitch::switch_decomposed(&self.params, dec, key, [Some(&a.c0), None], Some(&auto));
         Ok(Ciphertext {
             c0,
             c1,
@@ -832,7 +823,7 @@ impl Evaluator {
                     keyswitch::add_times_p(&self.params, &mut e0, &a.c0);
                     self.counters.add(Op::Rotation, 1);
                     self.counters.add(Op::KeySwitchHoisted, 1);
-                    Ok(ext(galois_pair(&self.automorphism(g)?, [e0, e1], None)))
+                    Ok(ext(galois_pair(&self.automorphism(g)?, [e0, e1])))
                 }
                 _ => Ok(ext([&a.c0, &a.c1].map(|c| {
                     let mut e = RnsPoly::zero(a.n(), self.params.ext_limbs(a.level()));
@@ -905,7 +896,7 @@ impl Evaluator {
         self.counters.add(Op::Rotation, 1);
         self.counters.add(Op::KeySwitchFull, 1);
         Ok(ExtCiphertext {
-            c: galois_pair(&self.automorphism(g)?, [f0, f1], None),
+            c: galois_pair(&self.automorphism(g)?, [f0, f1]),
             level: x.level,
             scale: x.scale,
             slots: x.slots,
@@ -1004,24 +995,13 @@ impl Evaluator {
     }
 }
 
-/// `σ(c)` for both components of `c` (NTT form, any limbs), with `addend0` (over its primes)
-/// added to the first component on the way.
-fn galois_pair(
-    auto: &Automorphism,
-    c: [RnsPoly; 2],
-    addend0: Option<(&RnsPoly, &[Prime])>,
-) -> [RnsPoly; 2] {
+/// `σ(c)` for both components of `c` (NTT form, any limbs).
+fn galois_pair(auto: &Automorphism, c: [RnsPoly; 2]) -> [RnsPoly; 2] {
     let [u0, u1] = c;
     // A permutation writes every residue.
     let mut out = [&u0, &u1].map(|u| RnsPoly::scratch(u.n(), u.num_limbs()));
     let [o0, o1] = &mut out;
-    rayon::join(
-        || match addend0 {
-            Some((x, primes)) => auto.apply_ntt_sum(&u0, x, primes, o0),
-            None => auto.apply_ntt(&u0, o0),
-        },
-        || auto.apply_ntt(&u1, o1),
-    );
+    rayon::join(|| auto.apply_ntt(&u0, o0), || auto.apply_ntt(&u1, o1));
     out
 }
 

@@ -14,7 +14,7 @@
 
 use rayon::prelude::*;
 
-use hetal_ring::{kernels, Prime, RnsPoly};
+use hetal_ring::{kernels, Automorphism, Prime, RnsPoly};
 
 use crate::{keys::SwitchingKey, Params};
 
@@ -90,31 +90,111 @@ pub(crate) fn decompose<'a>(params: &Params, d: &'a RnsPoly) -> Decomposed<'a> {
 /// Stage 2: `(Σ_j digit_j·b_j, Σ_j digit_j·a_j)` over `Q_l · P`, both sums in one pass over
 /// the digits (the key is in Montgomery form: one Montgomery reduction per residue).
 pub(crate) fn inner_product(params: &Params, dec: &Decomposed, key: &SwitchingKey) -> [RnsPoly; 2] {
-    let level = dec.level;
     let n = params.n();
-    let k = params.p_primes().len();
+    let limbs = dec.level + 1 + params.p_primes().len();
     // Every residue is written by the kernel.
-    let mut out0 = RnsPoly::scratch(n, level + 1 + k);
-    let mut out1 = RnsPoly::scratch(n, level + 1 + k);
+    let mut out0 = RnsPoly::scratch(n, limbs);
+    let mut out1 = RnsPoly::scratch(n, limbs);
     out0.par_limbs_mut()
         .zip(out1.par_limbs_mut())
         .enumerate()
-        .for_each(|(i, (o0, o1))| {
-            let m = params.ext_prime(level, i).modulus();
-            // The key's layout is that of its own level (at least the ciphertext's).
-            let key_limb = if i <= level {
-                i
-            } else {
-                key.level + 1 + (i - level - 1)
-            };
-            // A key made for a higher level may have more digits than d: they go unused.
-            let terms: Vec<(&[u64], &[u64], &[u64])> = (0..dec.ranges.len())
-                .zip(&key.digits)
-                .map(|(j, [b, a])| (dec.limb(j, i), b.limb(key_limb), a.limb(key_limb)))
-                .collect();
-            kernels::dot_product_pair_montgomery(&terms, m, o0, o1);
-        });
+        .for_each(|(i, (o0, o1))| inner_product_limb(params, dec, key, i, o0, o1));
     [out0, out1]
+}
+
+/// Residue `i` (of the extended basis) of stage 2, into `(o0, o1)`.
+fn inner_product_limb(
+    params: &Params,
+    dec: &Decomposed,
+    key: &SwitchingKey,
+    i: usize,
+    o0: &mut [u64],
+    o1: &mut [u64],
+) {
+    let level = dec.level;
+    let m = params.ext_prime(level, i).modulus();
+    // The key's layout is that of its own level (at least the ciphertext's).
+    let key_limb = if i <= level {
+        i
+    } else {
+        key.level + 1 + (i - level - 1)
+    };
+    // A key made for a higher level may have more digits than d: they go unused.
+    let terms: Vec<(&[u64], &[u64], &[u64])> = (0..dec.ranges.len())
+        .zip(&key.digits)
+        .map(|(j, [b, a])| (dec.limb(j, i), b.limb(key_limb), a.limb(key_limb)))
+        .collect();
+    kernels::dot_product_pair_montgomery(&terms, m, o0, o1);
+}
+
+/// Stages 2 and 3 for a polynomial decomposed in `dec`, with what follows in rotations and
+/// relinearizations: returns `σ(u_t + addend_t)` for `t = 0, 1` over `Q_level` (`σ` = `auto`
+/// or the identity; a missing addend is zero), where `u0 + u1·s' ≈ d·s`.
+///
+/// The special limbs come first: their inner products give the division's remainders. Then
+/// each ciphertext limb is produced, divided, added to and permuted while it is in cache,
+/// instead of one pass over all the limbs per step.
+pub(crate) fn switch_decomposed(
+    params: &Params,
+    dec: &Decomposed,
+    key: &SwitchingKey,
+    addends: [Option<&RnsPoly>; 2],
+    auto: Option<&Automorphism>,
+) -> [RnsPoly; 2] {
+    let level = dec.level;
+    let n = params.n();
+    let k = params.p_primes().len();
+    let mut special = [RnsPoly::temporary(n, k), RnsPoly::temporary(n, k)];
+    let [s0, s1] = &mut special;
+    s0.par_limbs_mut()
+        .zip(s1.par_limbs_mut())
+        .enumerate()
+        .for_each(|(t, (o0, o1))| inner_product_limb(params, dec, key, level + 1 + t, o0, o1));
+    let dropped: Vec<&Prime> = params.p_primes().iter().collect();
+    let divide = params.mod_down();
+    let (mut r0, mut r1) = rayon::join(
+        || divide.remainder_ntt(s0.data_mut(), n, level + 1, &dropped),
+        || divide.remainder_ntt(s1.data_mut(), n, level + 1, &dropped),
+    );
+    drop(special);
+    let primes = params.q_primes(level);
+    // Every residue is written.
+    let mut out = [
+        RnsPoly::scratch(n, level + 1),
+        RnsPoly::scratch(n, level + 1),
+    ];
+    let [out0, out1] = &mut out;
+    // Limb j of u0 and u1, divided, with the addends, into (x0, x1).
+    let limb = |j: usize, x: [&mut [u64]; 2], r: [&mut [u64]; 2]| {
+        let [x0, x1] = x;
+        let p = &primes[j];
+        inner_product_limb(params, dec, key, j, x0, x1);
+        for ((x, r), addend) in [x0, x1].into_iter().zip(r).zip(addends) {
+            divide.finish_ntt_limb(j, x, r, p);
+            if let Some(a) = addend {
+                kernels::add_assign(x, a.limb(j), p.modulus());
+            }
+        }
+    };
+    let limbs = out0
+        .par_limbs_mut()
+        .zip(out1.par_limbs_mut())
+        .zip(r0.par_limbs_mut())
+        .zip(r1.par_limbs_mut())
+        .enumerate();
+    match auto {
+        None => limbs.for_each(|(j, (((o0, o1), r0), r1))| limb(j, [o0, o1], [r0, r1])),
+        Some(auto) => limbs.for_each_init(
+            || RnsPoly::temporary(n, 2),
+            |t, (j, (((o0, o1), r0), r1))| {
+                let (t0, t1) = t.data_mut().split_at_mut(n);
+                limb(j, [&mut *t0, &mut *t1], [r0, r1]);
+                auto.permute_limb(t0, o0);
+                auto.permute_limb(t1, o1);
+            },
+        ),
+    }
+    out
 }
 
 /// Stage 3: `round(x / P)` back to `Q_level`, NTT form in and out. The result keeps the
@@ -168,14 +248,15 @@ pub(crate) fn ext_add_assign(params: &Params, level: usize, a: &mut RnsPoly, b: 
         });
 }
 
-/// A whole key switch of `d` under `key`: `(u0, u1)` over `Q_level` with
-/// `u0 + u1·s ≈ d·s'`.
-pub(crate) fn switch(params: &Params, d: &RnsPoly, key: &SwitchingKey) -> [RnsPoly; 2] {
-    let dec = decompose(params, d);
-    let [a, b] = inner_product(params, &dec, key);
-    let level = dec.level;
-    let (u0, u1) = rayon::join(|| mod_down(params, a, level), || mod_down(params, b, level));
-    [u0, u1]
+/// A whole key switch of `d` under `key`: `(u0 + addend0, u1 + addend1)` over `Q_level` with
+/// `u0 + u1·s' ≈ d·s`.
+pub(crate) fn switch(
+    params: &Params,
+    d: &RnsPoly,
+    key: &SwitchingKey,
+    addends: [Option<&RnsPoly>; 2],
+) -> [RnsPoly; 2] {
+    switch_decomposed(params, &decompose(params, d), key, addends, None)
 }
 
 #[cfg(test)]
@@ -250,7 +331,7 @@ mod tests {
             let auto_inv = Automorphism::new(g_inv, params.ntt_order()).unwrap();
             let mut t = RnsPoly::zero(params.n(), sk.poly.num_limbs());
             auto_inv.apply_ntt(&sk.poly, &mut t);
-            let [mut u0, u1] = switch(&params, &d, &key);
+            let [mut u0, u1] = switch(&params, &d, &key, [None, None]);
             u0.mul_add_assign(&u1, &t, primes);
             let mut ds = d.clone();
             ds.mul_assign(&sk.poly, primes);

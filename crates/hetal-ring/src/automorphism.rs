@@ -93,36 +93,17 @@ impl Automorphism {
     /// `out = σ_g(a)` for `a` in NTT form (any number of limbs, any primes).
     pub fn apply_ntt(&self, a: &RnsPoly, out: &mut RnsPoly) {
         debug_assert_eq!(a.num_limbs(), out.num_limbs());
-        out.par_limbs_mut().zip(a.par_limbs()).for_each(|(o, x)| {
-            crate::kernels::vectorized(
-                #[inline(always)]
-                || self.permute(o, |s, t| t.copy_from_slice(&x[s..s + t.len()])),
-            );
-        });
-    }
-
-    /// `out = σ_g(a + b)` for `a`, `b` in NTT form over `primes`: the sum read through the
-    /// permutation, without a pass of its own.
-    pub fn apply_ntt_sum(&self, a: &RnsPoly, b: &RnsPoly, primes: &[Prime], out: &mut RnsPoly) {
-        debug_assert_eq!(a.num_limbs(), out.num_limbs());
         out.par_limbs_mut()
             .zip(a.par_limbs())
-            .zip(b.par_limbs())
-            .zip(primes)
-            .for_each(|(((o, x), y), p)| {
-                let m = p.modulus();
-                crate::kernels::vectorized(
-                    #[inline(always)]
-                    || {
-                        self.permute(o, |s, t| {
-                            let (x, y) = (&x[s..s + t.len()], &y[s..s + t.len()]);
-                            for ((t, &x), &y) in t.iter_mut().zip(x).zip(y) {
-                                *t = m.add(x, y);
-                            }
-                        })
-                    },
-                );
-            });
+            .for_each(|(o, x)| self.permute_limb(x, o));
+    }
+
+    /// `out = σ_g(x)` for one limb `x` in NTT form.
+    pub fn permute_limb(&self, x: &[u64], out: &mut [u64]) {
+        crate::kernels::vectorized(
+            #[inline(always)]
+            || self.permute(out, |s, t| t.copy_from_slice(&x[s..s + t.len()])),
+        );
     }
 
     /// `out = σ_g(a)` for `a` in coefficient form over `primes`.
@@ -186,16 +167,6 @@ mod tests {
             auto.apply_ntt(&a_ntt, &mut out);
             out.intt(&primes);
             assert_eq!(out, want, "NTT form, g = {g}");
-            // σ(a + b) in NTT form against σ on the coefficients of a + b.
-            let b: Vec<i64> = (0..n).map(|_| rng.random_range(-1000..1000)).collect();
-            let mut b_ntt = RnsPoly::from_signed(&b, &primes);
-            b_ntt.ntt(&primes);
-            auto.apply_ntt_sum(&a_ntt, &b_ntt, &primes, &mut out);
-            out.intt(&primes);
-            let sum: Vec<i64> = coeffs.iter().zip(&b).map(|(x, y)| x + y).collect();
-            let mut want_sum = RnsPoly::zero(n, 2);
-            auto.apply_coeff(&RnsPoly::from_signed(&sum, &primes), &mut want_sum, &primes);
-            assert_eq!(out, want_sum, "NTT form of a sum, g = {g}");
         }
     }
 

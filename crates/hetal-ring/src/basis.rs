@@ -429,21 +429,41 @@ impl DivideAndRound {
     /// followed by `x mod c_i` for the drop primes `drop`, and is left with the keep limbs only
     /// (its storage keeps the capacity of the dropped limbs).
     pub fn apply_ntt(&self, x: &mut RnsPoly, keep: &[Prime], drop: &[&Prime]) {
-        let mut rem = self.remainder(x, keep.len(), Some(drop));
+        let n = x.n();
+        let mut rem = self.remainder_ntt(&mut x.data_mut()[keep.len() * n..], n, keep.len(), drop);
         rem.par_limbs_mut()
             .zip(x.par_limbs_mut())
             .zip(keep)
             .enumerate()
-            .for_each(|(j, ((r, x), p))| {
-                p.forward(r);
-                self.finish_limb(x, r, j, p.modulus());
-            });
+            .for_each(|(j, ((r, x), p))| self.finish_ntt_limb(j, x, r, p));
         x.truncate(keep.len());
+    }
+
+    /// The division in two steps, for callers that produce the keep limbs one at a time
+    /// (while each is in cache). First: from the drop limbs (`drop`: in NTT form over
+    /// `primes`, overwritten), the remainder to take off each of the first `keep` keep limbs,
+    /// in coefficient form.
+    pub fn remainder_ntt(
+        &self,
+        drop: &mut [u64],
+        n: usize,
+        keep: usize,
+        primes: &[&Prime],
+    ) -> RnsPoly {
+        self.remainder(drop, n, keep, Some(primes))
+    }
+
+    /// Second step, on keep limb `j` (NTT form over `prime`): `x <- (x − r)·C^{-1}` with `r`
+    /// the limb `j` of [`remainder_ntt`](Self::remainder_ntt) (taken to NTT form in place).
+    pub fn finish_ntt_limb(&self, j: usize, x: &mut [u64], r: &mut [u64], prime: &Prime) {
+        prime.forward(r);
+        self.finish_limb(x, r, j, prime.modulus());
     }
 
     /// The same division with every limb of `x` in coefficient form.
     pub fn apply_coeff(&self, x: &mut RnsPoly, keep: &[Modulus]) {
-        let rem = self.remainder(x, keep.len(), None);
+        let n = x.n();
+        let rem = self.remainder(&mut x.data_mut()[keep.len() * n..], n, keep.len(), None);
         rem.par_limbs()
             .zip(x.par_limbs_mut())
             .zip(keep)
@@ -454,25 +474,29 @@ impl DivideAndRound {
         x.truncate(keep.len());
     }
 
-    /// `((x + floor(C/2)) mod C) − floor(C/2)` modulo the first `limbs` keep primes, in
-    /// coefficient form, from the drop limbs of `x` (those from index `limbs` on, which it
-    /// overwrites; in NTT form over `drop_ntt` where given, else in coefficient form): adding
-    /// `floor(C/2)` before the exact conversion turns the floor of the division into a rounding.
-    fn remainder(&self, x: &mut RnsPoly, limbs: usize, drop_ntt: Option<&[&Prime]>) -> RnsPoly {
-        let n = x.n();
+    /// `((x + floor(C/2)) mod C) − floor(C/2)` modulo the first `keep` keep primes, in
+    /// coefficient form, from the drop limbs `drop` of `x` (overwritten; in NTT form over
+    /// `drop_ntt` where given, else in coefficient form): adding `floor(C/2)` before the exact
+    /// conversion turns the floor of the division into a rounding.
+    fn remainder(
+        &self,
+        drop: &mut [u64],
+        n: usize,
+        keep: usize,
+        drop_ntt: Option<&[&Prime]>,
+    ) -> RnsPoly {
         let conv = &self.conv;
-        debug_assert_eq!(x.num_limbs(), limbs + conv.from.len());
+        debug_assert_eq!(drop.len(), n * conv.from.len());
         debug_assert!(drop_ntt.is_none_or(|d| d.len() == conv.from.len()));
-        x.data_mut()[limbs * n..]
-            .par_chunks_exact_mut(n)
+        drop.par_chunks_exact_mut(n)
             .zip(&conv.from)
             .zip(&self.half_mod_drop)
             .zip(&conv.dhat_inv)
             .enumerate()
             .for_each(|(i, (((l, m), &h), &w))| match drop_ntt {
                 // The unnormalised inverse leaves N·x: (N·x + N·h)·(w·N^{-1}) = (x + h)·w.
-                Some(drop) => {
-                    let p = drop[i];
+                Some(primes) => {
+                    let p = primes[i];
                     debug_assert_eq!(p.value(), m.value());
                     p.inverse_unnormalized(l);
                     let h = m.mul(h, m.reduce(n as u64));
@@ -481,10 +505,10 @@ impl DivideAndRound {
                 }
                 None => mul_const_assign(l, Before::Add(h), w, m),
             });
-        let y = &x.data()[limbs * n..];
+        let y = &*drop;
         let v = conv.overflow(y, n);
         // Every residue is written by the conversion.
-        let mut rem = RnsPoly::temporary(n, limbs);
+        let mut rem = RnsPoly::temporary(n, keep);
         // The converter's offset takes floor(C/2) off again.
         conv.convert_into(y, Some(&v), rem.limbs_mut().enumerate().collect());
         rem

@@ -66,6 +66,14 @@ pub fn vectorized<R>(f: impl FnOnce() -> R) -> R {
     pulp::Arch::new().dispatch(f)
 }
 
+/// `x[c] ← x[c] + y[c] mod m` for residues below `m`.
+pub fn add_assign(x: &mut [u64], y: &[u64], m: &Modulus) {
+    vectorized(
+        #[inline(always)]
+        || x.iter_mut().zip(y).for_each(|(x, &y)| *x = m.add(*x, y)),
+    );
+}
+
 /// What [`mul_const_assign`] does to each residue before the product.
 #[derive(Clone, Copy)]
 pub(crate) enum Before<'a> {
