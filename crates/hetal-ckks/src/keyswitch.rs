@@ -52,7 +52,6 @@ pub(crate) fn decompose<'a>(params: &Params, d: &'a RnsPoly) -> Decomposed<'a> {
     let ranges: Vec<_> = params.digits(level).collect();
     let primes = params.q_primes(level);
     let mut y = RnsPoly::temporary(n, level + 1);
-    y.data_mut().copy_from_slice(d.data());
     // (digit, index within the digit) of each limb.
     let place: Vec<(usize, usize)> = ranges
         .iter()
@@ -60,9 +59,13 @@ pub(crate) fn decompose<'a>(params: &Params, d: &'a RnsPoly) -> Decomposed<'a> {
         .flat_map(|(j, r)| (0..r.len()).map(move |t| (j, t)))
         .collect();
     y.par_limbs_mut()
+        .zip(d.par_limbs())
         .zip(&place)
         .zip(primes)
-        .for_each(|((limb, &(j, t)), p)| params.mod_up(level, j).prepare_ntt_limb(t, limb, p));
+        .for_each(|(((limb, x), &(j, t)), p)| {
+            limb.copy_from_slice(x);
+            params.mod_up(level, j).prepare_ntt_limb(t, limb, p);
+        });
     let converted = ranges
         .iter()
         .enumerate()

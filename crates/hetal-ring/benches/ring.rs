@@ -99,6 +99,15 @@ fn ring_kernels(c: &mut Criterion) {
     c.bench_function("ring/galois_25/n16", |b| {
         b.iter(|| auto.apply_ntt(&ga, &mut gout))
     });
+    // One limb that the caches hold, as in a key switch's last step.
+    let mut limb = vec![0u64; n];
+    c.bench_function("ring/galois_limb_hot/n16", |b| {
+        b.iter(|| auto.permute_limb(ga.limb(0), &mut limb))
+    });
+    let (ga1, mut gout1) = (ga.sub_limbs(0..1), RnsPoly::zero(n, 1));
+    c.bench_function("ring/galois_limb_hot_staged/n16", |b| {
+        b.iter(|| auto.apply_ntt(&ga1, &mut gout1))
+    });
 
     // Key switching's inner product on one limb: 4 digits, as `n16-boot`'s dnum.
     for (name, m) in [("dot_4/narrow", qm[0]), ("dot_4/wide", pwm[0])] {

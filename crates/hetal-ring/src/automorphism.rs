@@ -93,16 +93,24 @@ impl Automorphism {
     /// `out = σ_g(a)` for `a` in NTT form (any number of limbs, any primes).
     pub fn apply_ntt(&self, a: &RnsPoly, out: &mut RnsPoly) {
         debug_assert_eq!(a.num_limbs(), out.num_limbs());
-        out.par_limbs_mut()
-            .zip(a.par_limbs())
-            .for_each(|(o, x)| self.permute_limb(x, o));
+        out.par_limbs_mut().zip(a.par_limbs()).for_each(|(o, x)| {
+            crate::kernels::vectorized(
+                #[inline(always)]
+                || self.permute(o, |s, t| t.copy_from_slice(&x[s..s + t.len()])),
+            );
+        });
     }
 
-    /// `out = σ_g(x)` for one limb `x` in NTT form.
+    /// `out = σ_g(x)` for one limb `x` in NTT form that the caches hold (read straight
+    /// through the permutation, without [`apply_ntt`](Self::apply_ntt)'s staging).
     pub fn permute_limb(&self, x: &[u64], out: &mut [u64]) {
         crate::kernels::vectorized(
             #[inline(always)]
-            || self.permute(out, |s, t| t.copy_from_slice(&x[s..s + t.len()])),
+            || {
+                for (o, &p) in out.iter_mut().zip(&self.perm) {
+                    *o = x[p as usize];
+                }
+            },
         );
     }
 
@@ -167,6 +175,10 @@ mod tests {
             auto.apply_ntt(&a_ntt, &mut out);
             out.intt(&primes);
             assert_eq!(out, want, "NTT form, g = {g}");
+            let mut limb = vec![0; n];
+            auto.permute_limb(a_ntt.limb(1), &mut limb);
+            primes[1].inverse(&mut limb);
+            assert_eq!(limb, want.limb(1), "one limb in NTT form, g = {g}");
         }
     }
 
