@@ -20,14 +20,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let keys = Arc::new(keygen.gen_eval_keys(&sk, &rotations, false));
     let enc = Encoder::new(&params);
     let pt = enc.encode_real(&[0.5; 16], 16, params.max_level(), params.default_scale())?;
-    let ct = sk.encrypt(&pt, &mut rand_chacha::ChaCha20Rng::from_os_rng())?;
+    let mut rng = rand_chacha::ChaCha20Rng::from_os_rng();
+    let (ct, ct2) = (sk.encrypt(&pt, &mut rng)?, sk.encrypt(&pt, &mut rng)?);
     let eval = Evaluator::new(&params, keys);
     let mut times = Vec::with_capacity(reps);
     for _ in 0..reps.max(1) {
         let start = Instant::now();
         match op.as_str() {
             "rotate" => drop(std::hint::black_box(eval.rotate(&ct, 1)?)),
-            "mult_relin" => drop(std::hint::black_box(eval.mul_relin(&ct, &ct)?)),
+            "mult_relin" => drop(std::hint::black_box(eval.mul_relin(&ct, &ct2)?)),
             "hoisted_x8" => drop(std::hint::black_box(eval.rotate_hoisted(&ct, &rotations)?)),
             other => return Err(format!("unknown op {other}").into()),
         }

@@ -21,7 +21,7 @@ use rayon::prelude::*;
 use hetal_ring::{kernels, Automorphism, RnsPoly};
 
 use crate::ciphertext::{ExtCiphertext, ExtPlaintext};
-use crate::keyswitch;
+use crate::keyswitch::{self, Addend};
 use crate::{Ciphertext, CkksError, EvalKeySet, Params, Plaintext, SwitchingKey};
 
 /// Relative difference under which two scales count as equal (floating-point rounding only).
@@ -85,11 +85,24 @@ impl Counters {
 }
 
 /// The summed degree-2 tensor of a sum of products, before relinearization.
-struct Tensor {
-    d: [RnsPoly; 3],
+struct Tensor<'a> {
+    pairs: Vec<(&'a Ciphertext, &'a Ciphertext)>,
     level: usize,
     scale: f64,
     slots: usize,
+}
+
+impl<'a> Tensor<'a> {
+    /// The products summed in component `k`: `x_u·y_v` over `u + v = k`, for every pair.
+    fn products(&self, k: usize) -> Vec<(&'a RnsPoly, &'a RnsPoly)> {
+        self.pairs
+            .iter()
+            .flat_map(|&(x, y)| {
+                let (xs, ys) = ([&x.c0, &x.c1], [&y.c0, &y.c1]);
+                (k.saturating_sub(1)..=k.min(1)).map(move |u| (xs[u], ys[k - u]))
+            })
+            .collect()
+    }
 }
 
 /// Evaluates homomorphic operations with public evaluation keys.
@@ -476,8 +489,10 @@ impl Evaluator {
     ) -> Result<Ciphertext, CkksError> {
         let t = self.tensor(pairs)?;
         let rlk = self.keys.relin.as_ref().ok_or(CkksError::MissingRelinKey)?;
-        let [d0, d1, d2] = &t.d;
-        let [c0, c1] = keyswitch::switch(&self.params, d2, rlk, [Some(d0), Some(d1)]);
+        // d2 is decomposed; d0 and d1 are summed limb by limb into the key switch's output.
+        let [d2] = self.tensor_components(&t, [2]);
+        let addends = [0, 1].map(|k| Some(Addend::Products(t.products(k))));
+        let [c0, c1] = keyswitch::switch(&self.params, &d2, rlk, addends);
         self.counters.add(Op::CtMult, pairs.len() as u64);
         self.counters.add(Op::KeySwitchFull, 1);
         Ok(Ciphertext {
@@ -507,7 +522,7 @@ impl Evaluator {
         }
         let rlk = self.keys.relin.as_ref().ok_or(CkksError::MissingRelinKey)?;
         let primes = self.params.q_primes(t.level);
-        let [mut d0, mut d1, d2] = t.d;
+        let [mut d0, mut d1, d2] = self.tensor_components(&t, [0, 1, 2]);
         if let Some(x) = addend {
             self.check_ct(x)?;
             self.check_pair(t.level, t.scale, x.level(), x.scale)?;
@@ -552,19 +567,42 @@ impl Evaluator {
         // Every residue is written by the kernel.
         let mut out: [RnsPoly; K] =
             std::array::from_fn(|_| RnsPoly::scratch(self.params.n(), level + 1));
-        out.par_iter_mut().enumerate().for_each(|(k, poly)| {
-            poly.par_limbs_mut()
-                .zip(primes)
-                .enumerate()
-                .for_each(|(i, (limb, q))| kernels::dot_product(&terms(k, i), q.modulus(), limb));
-        });
+        // Limb-major, so that operands shared by several polynomials are read once.
+        let mut rows: Vec<Vec<&mut [u64]>> = (0..=level).map(|_| Vec::with_capacity(K)).collect();
+        for poly in out.iter_mut() {
+            for (row, limb) in rows.iter_mut().zip(poly.limbs_mut()) {
+                row.push(limb);
+            }
+        }
+        rows.into_par_iter()
+            .zip(primes)
+            .enumerate()
+            .for_each(|(i, (row, q))| {
+                for (k, limb) in row.into_iter().enumerate() {
+                    kernels::dot_product(&terms(k, i), q.modulus(), limb);
+                }
+            });
         out
+    }
+
+    /// Components `ks` of a tensor, computed.
+    fn tensor_components<const K: usize>(&self, t: &Tensor, ks: [usize; K]) -> [RnsPoly; K] {
+        let products = ks.map(|k| t.products(k));
+        self.sums_of_products(t.level, |c, i| {
+            products[c]
+                .iter()
+                .map(|(x, y)| (x.limb(i), y.limb(i)))
+                .collect()
+        })
     }
 
     /// The summed degree-2 tensors `(Σ x0·y0, Σ x0·y1 + x1·y0, Σ x1·y1)` of `pairs`, after
     /// checking that every operand shares the first's level and slots and every product its
-    /// scale.
-    fn tensor(&self, pairs: &[(&Ciphertext, &Ciphertext)]) -> Result<Tensor, CkksError> {
+    /// scale: the checked operands, whose components are computed where they are used.
+    fn tensor<'a>(
+        &self,
+        pairs: &[(&'a Ciphertext, &'a Ciphertext)],
+    ) -> Result<Tensor<'a>, CkksError> {
         let &(a, b) = pairs
             .first()
             .ok_or(CkksError::NoOperands("a sum of products"))?;
@@ -577,19 +615,8 @@ impl Evaluator {
             }
             self.check_pair(a.level(), scale, a.level(), x.scale * y.scale)?;
         }
-        // Component k of the tensor sums x_u·y_v over u + v = k.
-        let d = self.sums_of_products(a.level(), |k, i| {
-            pairs
-                .iter()
-                .flat_map(|(x, y)| {
-                    let (xs, ys) = ([&x.c0, &x.c1], [&y.c0, &y.c1]);
-                    (k.saturating_sub(1)..=k.min(1))
-                        .map(move |u| (xs[u].limb(i), ys[k - u].limb(i)))
-                })
-                .collect()
-        });
         Ok(Tensor {
-            d,
+            pairs: pairs.to_vec(),
             level: a.level(),
             scale,
             slots: a.slots,
@@ -664,7 +691,8 @@ impl Evaluator {
         {
             return Err(CkksError::ParamsMismatch);
         }
-        let [c0, c1] = keyswitch::switch(&self.params, &a.c1, key, [Some(&a.c0), None]);
+        let [c0, c1] =
+            keyswitch::switch(&self.params, &a.c1, key, [Some(Addend::Poly(&a.c0)), None]);
         self.counters.add(Op::KeySwitchFull, 1);
         Ok(Ciphertext {
             c0,
@@ -732,8 +760,13 @@ impl Evaluator {
         let level = a.level();
         let key = self.keys.galois_key(g, rotation, level)?;
         let auto = self.automorphism(g)?;
-        let [c0, c1] =
-            keyswitch::switch_decomposed(&self.params, dec, key, [Some(&a.c0), None], Some(&auto));
+        let [c0, c1] = keyswitch::switch_decomposed(
+            &self.params,
+            dec,
+            key,
+            [Some(Addend::Poly(&a.c0)), None],
+            Some(&auto),
+        );
         Ok(Ciphertext {
             c0,
             c1,

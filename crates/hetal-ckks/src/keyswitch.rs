@@ -130,6 +130,15 @@ fn inner_product_limb(
     kernels::dot_product_pair_montgomery(&terms, m, o0, o1);
 }
 
+/// A term added to one output component of a key switch, limb by limb in its last step.
+pub(crate) enum Addend<'a> {
+    /// A polynomial over `Q_level` (NTT form).
+    Poly(&'a RnsPoly),
+    /// `Σ x·y` over pairs of polynomials over `Q_level` (NTT form): a relinearization's
+    /// tensor components, never stored whole.
+    Products(Vec<(&'a RnsPoly, &'a RnsPoly)>),
+}
+
 /// Stages 2 and 3 for a polynomial decomposed in `dec`, with what follows in rotations and
 /// relinearizations: returns `σ(u_t + addend_t)` for `t = 0, 1` over `Q_level` (`σ` = `auto`
 /// or the identity; a missing addend is zero), where `u0 + u1·s' ≈ d·s`.
@@ -141,7 +150,7 @@ pub(crate) fn switch_decomposed(
     params: &Params,
     dec: &Decomposed,
     key: &SwitchingKey,
-    addends: [Option<&RnsPoly>; 2],
+    addends: [Option<Addend>; 2],
     auto: Option<&Automorphism>,
 ) -> [RnsPoly; 2] {
     let level = dec.level;
@@ -171,32 +180,39 @@ pub(crate) fn switch_decomposed(
     let limb = |j: usize, x: [&mut [u64]; 2], r: [&mut [u64]; 2]| {
         let [x0, x1] = x;
         let p = &primes[j];
+        let m = p.modulus();
         inner_product_limb(params, dec, key, j, x0, x1);
-        for ((x, r), addend) in [x0, x1].into_iter().zip(r).zip(addends) {
+        for ((x, r), addend) in [x0, x1].into_iter().zip(r).zip(&addends) {
             divide.finish_ntt_limb(j, x, r, p);
-            if let Some(a) = addend {
-                kernels::add_assign(x, a.limb(j), p.modulus());
+            match addend {
+                None => {}
+                Some(Addend::Poly(a)) => kernels::add_assign(x, a.limb(j), m),
+                Some(Addend::Products(pairs)) => {
+                    let terms: Vec<_> = pairs.iter().map(|(a, b)| (a.limb(j), b.limb(j))).collect();
+                    kernels::dot_product_add(&terms, m, x);
+                }
             }
         }
     };
-    let limbs = out0
-        .par_limbs_mut()
+    out0.par_limbs_mut()
         .zip(out1.par_limbs_mut())
         .zip(r0.par_limbs_mut())
         .zip(r1.par_limbs_mut())
-        .enumerate();
-    match auto {
-        None => limbs.for_each(|(j, (((o0, o1), r0), r1))| limb(j, [o0, o1], [r0, r1])),
-        Some(auto) => limbs.for_each_init(
+        .enumerate()
+        .for_each_init(
             || RnsPoly::temporary(n, 2),
             |t, (j, (((o0, o1), r0), r1))| {
                 let (t0, t1) = t.data_mut().split_at_mut(n);
-                limb(j, [&mut *t0, &mut *t1], [r0, r1]);
-                auto.permute_limb(t0, o0);
-                auto.permute_limb(t1, o1);
+                match auto {
+                    None => limb(j, [o0, o1], [r0, r1]),
+                    Some(auto) => {
+                        limb(j, [&mut *t0, &mut *t1], [r0, r1]);
+                        auto.permute_limb(t0, o0);
+                        auto.permute_limb(t1, o1);
+                    }
+                }
             },
-        ),
-    }
+        );
     out
 }
 
@@ -257,7 +273,7 @@ pub(crate) fn switch(
     params: &Params,
     d: &RnsPoly,
     key: &SwitchingKey,
-    addends: [Option<&RnsPoly>; 2],
+    addends: [Option<Addend>; 2],
 ) -> [RnsPoly; 2] {
     switch_decomposed(params, &decompose(params, d), key, addends, None)
 }

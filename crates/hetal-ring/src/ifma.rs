@@ -226,12 +226,20 @@ pub(crate) fn dot_pair_montgomery64(
 /// `x_j, w_j < m`, and returns `true`; otherwise (or for more than [`ifma_terms`]`(50, 50)`
 /// terms, or a length that is not a multiple of 8) `false`. All slices have the output's
 /// length.
-pub(crate) fn dot(terms: &[(&[u64], &[u64])], m: &Modulus, out: &mut [u64]) -> bool {
+///
+/// With `accumulate`, `out[c]` (below `m`) is added to its sum: `out += Σ_j x_j·w_j`.
+pub(crate) fn dot(
+    terms: &[(&[u64], &[u64])],
+    m: &Modulus,
+    out: &mut [u64],
+    accumulate: bool,
+) -> bool {
     let Some(simd) = m.uses_ifma().then(token).flatten() else {
         return false;
     };
     let n = out.len();
-    if n % LANES != 0 || terms.len() > ifma_terms(50, 50) {
+    // An accumulated residue takes the room of one more term.
+    if n % LANES != 0 || terms.len() + usize::from(accumulate) > ifma_terms(50, 50) {
         return false;
     }
     simd.vectorize(
@@ -249,7 +257,10 @@ pub(crate) fn dot(terms: &[(&[u64], &[u64])], m: &Modulus, out: &mut [u64]) -> b
                 .iter_mut()
                 .enumerate()
             {
-                let mut acc = (simd.zero(), simd.zero());
+                let mut acc = match accumulate {
+                    true => (cast(*o), simd.zero()),
+                    false => (simd.zero(), simd.zero()),
+                };
                 for &(x, w) in &rows {
                     acc = simd.mac(acc, cast(x[k]), cast(w[k]));
                 }

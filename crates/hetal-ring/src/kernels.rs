@@ -36,7 +36,7 @@ fn fixed<const D: usize>(terms: &[(&[u64], &[u64])], m: &Modulus, out: &mut [u64
 /// reduction per residue (one per 15 terms). All slices have the length of `out`.
 pub fn dot_product(terms: &[(&[u64], &[u64])], m: &Modulus, out: &mut [u64]) {
     #[cfg(target_arch = "x86_64")]
-    if crate::ifma::dot(terms, m, out) {
+    if crate::ifma::dot(terms, m, out, false) {
         return;
     }
     macro_rules! fixed_sizes {
@@ -55,6 +55,17 @@ pub fn dot_product(terms: &[(&[u64], &[u64])], m: &Modulus, out: &mut [u64]) {
         };
     }
     fixed_sizes!(1 2 3 4 5 6 7 8 9 10 11 12 13 14 15);
+}
+
+/// `out[c] += Σ_j x_j[c]·w_j[c] mod m`: [`dot_product`] added to residues `out[c] < m`.
+pub fn dot_product_add(terms: &[(&[u64], &[u64])], m: &Modulus, out: &mut [u64]) {
+    #[cfg(target_arch = "x86_64")]
+    if crate::ifma::dot(terms, m, out, true) {
+        return;
+    }
+    let mut sum = vec![0; out.len()];
+    dot_product(terms, m, &mut sum);
+    add_assign(out, &sum, m);
 }
 
 /// Runs `f` compiled for the widest vector instructions this CPU has (AVX-512 or AVX2, by
@@ -208,11 +219,17 @@ mod tests {
             {
                 let mut out = vec![1u64; n];
                 dot_product(&terms[..count], &m, &mut out);
-                for (c, &o) in out.iter().enumerate() {
+                // The same sums added to residues (the largest first).
+                let base = limb(&mut rng);
+                let mut added = base.clone();
+                dot_product_add(&terms[..count], &m, &mut added);
+                for (c, (&o, &a)) in out.iter().zip(&added).enumerate() {
                     let want = terms[..count].iter().fold(0u128, |a, (x, w)| {
                         (a + x[c] as u128 * w[c] as u128) % q as u128
                     });
                     assert_eq!(o as u128, want, "{count} terms mod {q}");
+                    let want_added = (want + base[c] as u128) % q as u128;
+                    assert_eq!(a as u128, want_added, "{count} terms added mod {q}");
                 }
             }
         }
