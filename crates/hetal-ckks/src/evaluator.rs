@@ -12,8 +12,9 @@
 //! multiplies, relinearizes and rescales with one division by `q_level·P`, the rescale's own
 //! NTTs saved.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use num_complex::Complex64;
 use rayon::prelude::*;
@@ -110,6 +111,9 @@ pub struct Evaluator {
     params: Params,
     keys: Arc<EvalKeySet>,
     counters: Counters,
+    /// The NTT-form permutations of the Galois elements used so far (each costs a pass over
+    /// `N` table lookups to build, a few tenths of a millisecond at `N = 2^16`).
+    automorphisms: Mutex<HashMap<u64, Arc<Automorphism>>>,
 }
 
 impl Evaluator {
@@ -119,6 +123,7 @@ impl Evaluator {
             params: params.clone(),
             keys,
             counters: Counters::default(),
+            automorphisms: Mutex::default(),
         }
     }
 
@@ -741,10 +746,22 @@ impl Evaluator {
         })
     }
 
-    fn automorphism(&self, g: u64) -> Result<Automorphism, CkksError> {
-        Automorphism::new(g, self.params.ntt_order()).ok_or(CkksError::InvalidParams(format!(
-            "Galois element {g} is even"
-        )))
+    fn automorphism(&self, g: u64) -> Result<Arc<Automorphism>, CkksError> {
+        // A panic while holding the lock leaves the map consistent (inserts only).
+        let cached = |m: &Mutex<HashMap<u64, Arc<Automorphism>>>| {
+            m.lock().unwrap_or_else(|e| e.into_inner()).get(&g).cloned()
+        };
+        if let Some(auto) = cached(&self.automorphisms) {
+            return Ok(auto);
+        }
+        let auto = Arc::new(Automorphism::new(g, self.params.ntt_order()).ok_or(
+            CkksError::InvalidParams(format!("Galois element {g} is even")),
+        )?);
+        self.automorphisms
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(g, Arc::clone(&auto));
+        Ok(auto)
     }
 
     /// Applies `σ_g` to a ciphertext whose `c1` was decomposed in `dec`: with the Galois key
@@ -856,7 +873,7 @@ impl Evaluator {
                     keyswitch::add_times_p(&self.params, &mut e0, &a.c0);
                     self.counters.add(Op::Rotation, 1);
                     self.counters.add(Op::KeySwitchHoisted, 1);
-                    Ok(ext(galois_pair(&self.automorphism(g)?, [e0, e1])))
+                    Ok(ext(galois_pair(&*self.automorphism(g)?, [e0, e1])))
                 }
                 _ => Ok(ext([&a.c0, &a.c1].map(|c| {
                     let mut e = RnsPoly::zero(a.n(), self.params.ext_limbs(a.level()));
@@ -929,7 +946,7 @@ impl Evaluator {
         self.counters.add(Op::Rotation, 1);
         self.counters.add(Op::KeySwitchFull, 1);
         Ok(ExtCiphertext {
-            c: galois_pair(&self.automorphism(g)?, [f0, f1]),
+            c: galois_pair(&*self.automorphism(g)?, [f0, f1]),
             level: x.level,
             scale: x.scale,
             slots: x.slots,

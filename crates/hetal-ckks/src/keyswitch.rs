@@ -74,7 +74,7 @@ pub(crate) fn decompose<'a>(params: &Params, d: &'a RnsPoly) -> Decomposed<'a> {
             // Every limb is written: converted, then taken to NTT form.
             let mut ext = RnsPoly::temporary(n, level + 1 + k - range.len());
             let y = &y.data()[range.start * n..range.end * n];
-            conv.convert_into(y, None, ext.limbs_mut().enumerate().collect());
+            conv.convert_into(y, false, ext.limbs_mut().enumerate().collect());
             ext.par_limbs_mut().enumerate().for_each(|(t, limb)| {
                 let i = if t < range.start { t } else { t + range.len() };
                 params.ext_prime(level, i).forward(limb);

@@ -19,6 +19,9 @@ use crate::kernels::{mul_const_assign, Before};
 use crate::modulus::ifma_terms;
 use crate::{Modulus, Prime, RingError, RnsPoly};
 
+/// Coefficients per block of a basis conversion (its sources' block stays in L1).
+const CONVERT_BLOCK: usize = 256;
+
 fn check_distinct(moduli: &[&Modulus]) -> Result<(), RingError> {
     for (i, a) in moduli.iter().enumerate() {
         if moduli[..i].iter().any(|b| b.value() == a.value()) {
@@ -203,28 +206,30 @@ impl BasisConverter {
         mul_const_assign(limb, Before::Nothing, (w, m.shoup(w)), m);
     }
 
-    /// The overflow `v = floor(Σ_i y_i / d_i)` of each coefficient, so that
-    /// `x = Σ_i y_i·(D/d_i) − v·D` exactly (wrong by one only when `x/D` lies within about
-    /// 2^-45 of an integer).
-    pub fn overflow(&self, y: &[u64], n: usize) -> Vec<u64> {
+    /// The overflow `v = floor(Σ_i y_i / d_i)` of each coefficient of a block (`ys`: the
+    /// source limbs' slices), so that `x = Σ_i y_i·(D/d_i) − v·D` exactly (wrong by one only
+    /// when `x/D` lies within about 2^-45 of an integer).
+    fn overflow_into(&self, ys: &[&[u64]], v: &mut [u64]) {
         // Vector conversions between u64 and f64 need AVX-512: compiled for it where it runs.
         crate::kernels::vectorized(
             #[inline(always)]
             || {
-                let mut acc = vec![0f64; n];
-                for (yi, &inv) in y.chunks_exact(n).zip(&self.d_inv_f64) {
+                let mut acc = [0f64; CONVERT_BLOCK];
+                let acc = &mut acc[..v.len()];
+                for (yi, &inv) in ys.iter().zip(&self.d_inv_f64) {
                     acc.iter_mut()
-                        .zip(yi)
+                        .zip(*yi)
                         .for_each(|(a, &x)| *a += x as f64 * inv);
                 }
-                acc.into_iter().map(|a| a as u64).collect()
+                v.iter_mut().zip(acc).for_each(|(v, a)| *v = *a as u64);
             },
         )
     }
 
     /// Second step: for each `(j, out)` in `outs`, the residues modulo target `j` from `y`, the
-    /// source limbs after [`prepare_limb`](Self::prepare_limb) (`n` = length of each out). With `v` = [`overflow`](Self::overflow) the
-    /// result is exact (`x mod D` in `[0, D)`); without, it is `x + u·D` with `0 ≤ u < k`.
+    /// source limbs after [`prepare_limb`](Self::prepare_limb) (`n` = length of each out).
+    /// If `exact`, each block's overflow is taken off and the result is `x mod D` in `[0, D)`;
+    /// otherwise it is `x + u·D` with `0 ≤ u < k`.
     ///
     /// The work is cut into blocks of coefficients, in parallel. Each block of `y` is first
     /// laid out coefficient-major (the `k` residues of one coefficient side by side, in L1), so
@@ -233,8 +238,8 @@ impl BasisConverter {
     /// splitting the residues for 32-bit vector multiplies, narrow primes included. Where the
     /// CPU has AVX-512 IFMA, targets below 2^50 of sources below 2^50 are served by its
     /// kernel instead, straight from the limbs: eight coefficients at a time.
-    pub fn convert_into(&self, y: &[u64], v: Option<&[u64]>, outs: Vec<(usize, &mut [u64])>) {
-        const BLOCK: usize = 256;
+    pub fn convert_into(&self, y: &[u64], exact: bool, outs: Vec<(usize, &mut [u64])>) {
+        const BLOCK: usize = CONVERT_BLOCK;
         let Some(n) = outs.first().map(|(_, o)| o.len()) else {
             return;
         };
@@ -255,11 +260,15 @@ impl BasisConverter {
             .for_each_init(buffer, |block, (b, outs)| {
                 let start = b * BLOCK;
                 let len = outs.first().map_or(0, |(_, o)| o.len());
-                let v = v.map(|v| &v[start..start + len]);
                 let ys: Vec<&[u64]> = y
                     .chunks_exact(n)
                     .map(|yi| &yi[start..start + len])
                     .collect();
+                let mut overflow = [0u64; BLOCK];
+                let v = exact.then(|| {
+                    self.overflow_into(&ys, &mut overflow[..len]);
+                    &overflow[..len]
+                });
                 // The targets the IFMA kernel serves read the limbs as they are.
                 let rest = self.convert_ifma(&ys, v, outs);
                 if rest.is_empty() {
@@ -326,7 +335,7 @@ impl BasisConverter {
         y.par_limbs_mut()
             .enumerate()
             .for_each(|(i, l)| self.prepare_limb(i, l));
-        self.convert_into(y.data(), None, out.limbs_mut().enumerate().collect());
+        self.convert_into(y.data(), false, out.limbs_mut().enumerate().collect());
     }
 }
 
@@ -506,11 +515,10 @@ impl DivideAndRound {
                 None => mul_const_assign(l, Before::Add(h), w, m),
             });
         let y = &*drop;
-        let v = conv.overflow(y, n);
         // Every residue is written by the conversion.
         let mut rem = RnsPoly::temporary(n, keep);
         // The converter's offset takes floor(C/2) off again.
-        conv.convert_into(y, Some(&v), rem.limbs_mut().enumerate().collect());
+        conv.convert_into(y, true, rem.limbs_mut().enumerate().collect());
         rem
     }
 
