@@ -60,6 +60,8 @@ struct Measured {
     cpu_s: f64,
     wall_s: f64,
     bootstraps: u64,
+    /// Wall-clock seconds of the step spent bootstrapping.
+    bootstrap_wall_s: f64,
     counts: OpCounts,
 }
 
@@ -89,10 +91,11 @@ where
     let mut state = trainer.step(state, &batch)?;
     let mut measured = Vec::new();
     for _ in 0..steps {
-        let (cpu, wall, boots, counts) = (
+        let (cpu, wall, boots, boot_s, counts) = (
             ProcessTime::now(),
             Instant::now(),
             ops.bootstraps(),
+            ops.bootstrap_seconds(),
             ops.counts(),
         );
         state = trainer.step(state, &batch)?;
@@ -100,6 +103,7 @@ where
             cpu_s: cpu.elapsed().as_secs_f64(),
             wall_s: wall.elapsed().as_secs_f64(),
             bootstraps: ops.bootstraps() - boots,
+            bootstrap_wall_s: ops.bootstrap_seconds() - boot_s,
             counts: hetal_ml::counts_delta(&ops.counts(), &counts),
         });
     }
@@ -155,6 +159,7 @@ pub fn step(args: &StepArgs) -> anyhow::Result<()> {
                 "cpu_s": (!args.simulate).then_some(s.cpu_s),
                 "wall_s": (!args.simulate).then_some(s.wall_s),
                 "bootstraps": s.bootstraps,
+                "bootstrap_wall_s": (!args.simulate).then_some(s.bootstrap_wall_s),
             })
         })
         .collect();
@@ -166,6 +171,7 @@ pub fn step(args: &StepArgs) -> anyhow::Result<()> {
         "cpu_s": timed(|s| s.cpu_s),
         "wall_s": timed(|s| s.wall_s),
         "bootstraps": mean(m.iter().map(|s| s.bootstraps).sum(), n),
+        "bootstrap_wall_s": timed(|s| s.bootstrap_wall_s),
         "cmult": mean_count(|k| k.pt_mult + k.const_mult), "mult": mean_count(|k| k.ct_mult),
         "rot": mean_count(|k| k.rotations),
         "keyswitch_full": mean_count(|k| k.keyswitch_full),

@@ -239,6 +239,12 @@ pub trait Bootstrap: CkksOps {
 
     /// Bootstrapping circuits run since creation (a pair counts once).
     fn bootstraps(&self) -> u64;
+
+    /// Wall-clock seconds spent bootstrapping since creation (0 where nothing is computed:
+    /// the simulator).
+    fn bootstrap_seconds(&self) -> f64 {
+        0.0
+    }
 }
 
 /// The level planner's one rule: before a stage that consumes `need` levels, every value it

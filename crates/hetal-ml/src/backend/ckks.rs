@@ -5,6 +5,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
 use hetal_ckks::{
     BootKeys, Bootstrapper, Ciphertext, CkksError, Encoder, EvalKeySet, Evaluator, OpCounts,
@@ -38,6 +39,8 @@ pub struct CkksBackend {
     encoder: Encoder,
     boot: Option<(Arc<Bootstrapper>, Option<Arc<BootKeys>>)>,
     bootstraps: AtomicU64,
+    /// Wall-clock nanoseconds spent in bootstrapping.
+    boot_nanos: AtomicU64,
 }
 
 impl CkksBackend {
@@ -54,6 +57,7 @@ impl CkksBackend {
             encoder,
             boot: None,
             bootstraps: AtomicU64::new(0),
+            boot_nanos: AtomicU64::new(0),
         }
     }
 
@@ -205,8 +209,9 @@ impl Bootstrap for CkksBackend {
 
     fn bootstrap(&self, a: &Ciphertext) -> Result<Ciphertext, MlError> {
         let (b, keys) = self.bootstrapper()?;
+        let start = Instant::now();
         let out = b.bootstrap(&self.eval, a, keys.as_deref())?;
-        self.bootstraps.fetch_add(1, Ordering::Relaxed);
+        self.count_bootstrap(start);
         Ok(out)
     }
 
@@ -216,13 +221,27 @@ impl Bootstrap for CkksBackend {
         b: &Ciphertext,
     ) -> Result<(Ciphertext, Ciphertext), MlError> {
         let (boot, keys) = self.bootstrapper()?;
+        let start = Instant::now();
         let out = boot.bootstrap_pair(&self.eval, a, b, keys.as_deref())?;
-        self.bootstraps.fetch_add(1, Ordering::Relaxed);
+        self.count_bootstrap(start);
         Ok(out)
     }
 
     fn bootstraps(&self) -> u64 {
         self.bootstraps.load(Ordering::Relaxed)
+    }
+
+    fn bootstrap_seconds(&self) -> f64 {
+        self.boot_nanos.load(Ordering::Relaxed) as f64 * 1e-9
+    }
+}
+
+impl CkksBackend {
+    /// Counts one bootstrapping circuit that began at `start`.
+    fn count_bootstrap(&self, start: Instant) {
+        self.bootstraps.fetch_add(1, Ordering::Relaxed);
+        let nanos = u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.boot_nanos.fetch_add(nanos, Ordering::Relaxed);
     }
 }
 
