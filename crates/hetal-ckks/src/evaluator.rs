@@ -748,19 +748,14 @@ impl Evaluator {
 
     fn automorphism(&self, g: u64) -> Result<Arc<Automorphism>, CkksError> {
         // A panic while holding the lock leaves the map consistent (inserts only).
-        let cached = |m: &Mutex<HashMap<u64, Arc<Automorphism>>>| {
-            m.lock().unwrap_or_else(|e| e.into_inner()).get(&g).cloned()
-        };
-        if let Some(auto) = cached(&self.automorphisms) {
-            return Ok(auto);
+        let mut built = self.automorphisms.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(auto) = built.get(&g) {
+            return Ok(Arc::clone(auto));
         }
         let auto = Arc::new(Automorphism::new(g, self.params.ntt_order()).ok_or(
             CkksError::InvalidParams(format!("Galois element {g} is even")),
         )?);
-        self.automorphisms
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(g, Arc::clone(&auto));
+        built.insert(g, Arc::clone(&auto));
         Ok(auto)
     }
 

@@ -10,6 +10,10 @@
 //! 3. [`mod_down`]: division by `P` with rounding back to `Q_l`. Cost: `k` inverse and `l+1`
 //!    forward NTTs per component.
 //!
+//! [`switch_decomposed`] runs stages 2 and 3 together, limb by limb (with the addition and
+//! permutation that follow in rotations and relinearizations), for outputs wanted over `Q_l`;
+//! the separate stages serve the double-hoisted paths, which work over `Q_l · P`.
+//!
 //! The extended basis at level `l` is laid out as `q_0..=q_l` then `p_0..p_{k-1}`.
 
 use rayon::prelude::*;
@@ -199,18 +203,17 @@ pub(crate) fn switch_decomposed(
         .zip(r0.par_limbs_mut())
         .zip(r1.par_limbs_mut())
         .enumerate()
+        // Permuted limbs are produced in a scratch pair first.
         .for_each_init(
-            || RnsPoly::temporary(n, 2),
-            |t, (j, (((o0, o1), r0), r1))| {
-                let (t0, t1) = t.data_mut().split_at_mut(n);
-                match auto {
-                    None => limb(j, [o0, o1], [r0, r1]),
-                    Some(auto) => {
-                        limb(j, [&mut *t0, &mut *t1], [r0, r1]);
-                        auto.permute_limb(t0, o0);
-                        auto.permute_limb(t1, o1);
-                    }
+            || auto.map(|_| RnsPoly::temporary(n, 2)),
+            |t, (j, (((o0, o1), r0), r1))| match (auto, t) {
+                (Some(auto), Some(t)) => {
+                    let (t0, t1) = t.data_mut().split_at_mut(n);
+                    limb(j, [&mut *t0, &mut *t1], [r0, r1]);
+                    auto.permute_limb(t0, o0);
+                    auto.permute_limb(t1, o1);
                 }
+                _ => limb(j, [o0, o1], [r0, r1]),
             },
         );
     out

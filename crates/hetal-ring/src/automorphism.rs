@@ -66,14 +66,15 @@ impl Automorphism {
         Some(Self { g, n, perm, block })
     }
 
-    /// `o[j] = x[perm[j]]` where `stage(start, t)` writes `x[start..start + t.len()]` to `t`.
+    /// `o[j] = x[perm[j]]`, block by block: each input block is copied into `t` (streamed
+    /// in order), then gathered from there.
     #[inline(always)]
-    fn permute(&self, o: &mut [u64], stage: impl Fn(usize, &mut [u64])) {
+    fn permute_by_blocks(&self, x: &[u64], o: &mut [u64]) {
         let b = self.block;
         let mut t = vec![0u64; b];
         for (o, perm) in o.chunks_exact_mut(b).zip(self.perm.chunks_exact(b)) {
             let start = perm[0] as usize / b * b;
-            stage(start, &mut t);
+            t.copy_from_slice(&x[start..start + b]);
             for (o, &p) in o.iter_mut().zip(perm) {
                 *o = t[p as usize - start];
             }
@@ -96,7 +97,7 @@ impl Automorphism {
         out.par_limbs_mut().zip(a.par_limbs()).for_each(|(o, x)| {
             crate::kernels::vectorized(
                 #[inline(always)]
-                || self.permute(o, |s, t| t.copy_from_slice(&x[s..s + t.len()])),
+                || self.permute_by_blocks(x, o),
             );
         });
     }
