@@ -1,7 +1,8 @@
-//! Runs one leveled op at the top of the `n16-leveled` preset in a loop, for profilers and
-//! A/B comparisons on a noisy machine (the minimum per call is the steadiest figure):
+//! Runs one leveled op in a loop, for profilers and A/B comparisons on a noisy machine (the
+//! minimum per call is the steadiest figure):
 //! `RAYON_NUM_THREADS=1 cargo run --release -p hetal-ckks --example op_loop -- rotate 40`
-//! (ops: `rotate`, `mult_relin`, `hoisted_x8`).
+//! (ops: `rotate`, `mult_relin`, `hoisted_x8`), optionally followed by a preset and a level
+//! (default: the top of `n16-leveled`; e.g. `rotate 40 n16-boot 8`, where training runs).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -13,13 +14,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let op = args.next().unwrap_or_else(|| "rotate".into());
     let reps: usize = args.next().and_then(|s| s.parse().ok()).unwrap_or(10);
-    let params = Params::new(presets::n16_leveled())?;
+    let preset = args.next().unwrap_or_else(|| "n16-leveled".into());
+    let params = Params::new(presets::by_name(&preset).ok_or("unknown preset")?)?;
+    let level: usize = args
+        .next()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(params.max_level());
     let mut keygen = KeyGenerator::new(&params);
     let sk = keygen.gen_secret_key();
     let rotations: Vec<i64> = (1..=8).collect();
-    let keys = Arc::new(keygen.gen_eval_keys(&sk, &rotations, false));
+    let mut keys = keygen.gen_eval_keys(&sk, &[], false);
+    keygen.add_rotation_keys_at(&mut keys, &sk, &rotations, level)?;
+    let keys = Arc::new(keys);
     let enc = Encoder::new(&params);
-    let pt = enc.encode_real(&[0.5; 16], 16, params.max_level(), params.default_scale())?;
+    let pt = enc.encode_real(&[0.5; 16], 16, level, params.default_scale())?;
     let mut rng = rand_chacha::ChaCha20Rng::from_os_rng();
     let (ct, ct2) = (sk.encrypt(&pt, &mut rng)?, sk.encrypt(&pt, &mut rng)?);
     let eval = Evaluator::new(&params, keys);

@@ -60,6 +60,10 @@ pub struct MatmulArgs {
     /// Parameter preset for encrypted runs.
     #[arg(long, default_value = "n16-leveled", value_parser = clap::builder::PossibleValuesParser::new(presets::NAMES))]
     preset: String,
+    /// Level of the inputs of encrypted runs (default: the preset's top level); the rotation
+    /// keys serve that level and below.
+    #[arg(long)]
+    level: Option<usize>,
     /// Worker threads (0: all cores).
     #[arg(long, default_value_t = 0)]
     threads: usize,
@@ -181,7 +185,13 @@ pub fn matmul(args: &MatmulArgs) -> anyhow::Result<()> {
     let literal =
         presets::by_name(&args.preset).ok_or_else(|| anyhow!("unknown preset {}", args.preset))?;
     let params = Params::new(literal)?;
-    let level = params.max_level();
+    let level = args.level.unwrap_or(params.max_level());
+    if level > params.max_level() {
+        bail!(
+            "--level {level} is above the preset's top level {}",
+            params.max_level()
+        );
+    }
     let shape = BlockShape::with_slots(shape3.0.min(params.max_slots() / 2), params.max_slots())?;
     // A dry run on the simulator names exactly the rotation keys the algorithms use.
     let mut sim = SlotSim::from_params(&params);
@@ -191,7 +201,8 @@ pub fn matmul(args: &MatmulArgs) -> anyhow::Result<()> {
     }
     let mut keygen = KeyGenerator::new(&params);
     let sk = keygen.gen_secret_key();
-    let keys = keygen.gen_eval_keys(&sk, &sim.rotations_used(), sim.conjugation_used());
+    let mut keys = keygen.gen_eval_keys(&sk, &[], sim.conjugation_used());
+    keygen.add_rotation_keys_at(&mut keys, &sk, &sim.rotations_used(), level)?;
     let ops = CkksBackend::new(&params, Arc::new(keys));
     let mut client = CkksClient::new(sk, ChaCha20Rng::from_os_rng());
     let inp = inputs(&mut client, shape3, shape, level, 1)?;
