@@ -69,5 +69,5 @@ pub use matmul::{
     Table7Row, ABT_DEPTH, TABLE7,
 };
 pub use matrix::{BlockShape, EncMatrix, Layout};
-pub use ops::{counts_delta, ensure_levels, Bootstrap, CkksOps, Leveled, SlotClient};
-pub use softmax::{bench_softmax, SoftmaxAlgo, SoftmaxOps, SoftmaxReport};
+pub use ops::{counts_delta, ensure_each, ensure_levels, Bootstrap, CkksOps, Leveled, SlotClient};
+pub use softmax::{bench_softmax, softmax_to_scale, SoftmaxAlgo, SoftmaxOps, SoftmaxReport};

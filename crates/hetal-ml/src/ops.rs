@@ -258,10 +258,36 @@ pub trait Bootstrap: CkksOps {
 /// when `need` exceeds what a bootstrap gives; errors of [`Bootstrap`].
 pub fn ensure_levels<O: Bootstrap>(
     ops: &O,
-    mut cts: Vec<O::Ct>,
+    cts: Vec<O::Ct>,
     need: usize,
     operand: &'static str,
 ) -> Result<Vec<O::Ct>, MlError> {
+    let needs = vec![need; cts.len()];
+    let cts = ensure_each(ops, cts, &needs, operand)?;
+    let low = cts.iter().map(Leveled::level).min().unwrap_or(0);
+    cts.iter().map(|c| Ok(ops.drop_to_level(c, low)?)).collect()
+}
+
+/// [`ensure_levels`] with a need per value and no levelling afterwards: each value below its
+/// own need is bootstrapped, two at a time when they share a scale, so that values bound for
+/// different stages can share a bootstrap (the trainer refreshes the momentum with the
+/// softmax errors this way).
+///
+/// # Errors
+/// As [`ensure_levels`]; [`MlError::DimensionMismatch`] unless there is one need per value.
+pub fn ensure_each<O: Bootstrap>(
+    ops: &O,
+    mut cts: Vec<O::Ct>,
+    needs: &[usize],
+    operand: &'static str,
+) -> Result<Vec<O::Ct>, MlError> {
+    if needs.len() != cts.len() {
+        return Err(MlError::DimensionMismatch {
+            what: "levels needed against values",
+            lhs: needs.len(),
+            rhs: cts.len(),
+        });
+    }
     // Name the operand in the simulator's out-of-bound errors.
     let named = |e: MlError| match e {
         MlError::BootstrapRange {
@@ -274,51 +300,58 @@ pub fn ensure_levels<O: Bootstrap>(
         },
         e => e,
     };
-    let short: Vec<usize> = (0..cts.len())
-        .filter(|&i| cts.get(i).is_some_and(|c| c.level() < need))
+    let short: Vec<usize> = cts
+        .iter()
+        .zip(needs)
+        .enumerate()
+        .filter(|(_, (c, &n))| c.level() < n)
+        .map(|(i, _)| i)
         .collect();
-    if let Some(&first) = short.first() {
-        let have = cts.get(first).map_or(0, Leveled::level);
+    let worst = cts
+        .iter()
+        .zip(needs)
+        .filter(|(c, &n)| c.level() < n)
+        .max_by_key(|(_, &n)| n);
+    if let Some((c, &need)) = worst {
         match ops.refreshed_level() {
             Some(l) if l >= need => {}
             _ => {
                 return Err(MlError::NotEnoughLevels {
                     operand,
-                    have,
+                    have: c.level(),
                     need,
                 })
             }
         }
-        let mut pending = short.into_iter().peekable();
-        while let Some(i) = pending.next() {
-            let a = cts.get(i).ok_or(MlError::Empty)?.clone();
-            let partner = pending.next_if(|&j| {
-                cts.get(j).is_some_and(|b| {
-                    (b.scale() - a.scale()).abs() <= hetal_ckks::SCALE_TOLERANCE * a.scale().abs()
-                })
-            });
-            match partner {
-                Some(j) => {
-                    let b = cts.get(j).ok_or(MlError::Empty)?;
-                    let level = a.level().min(b.level());
-                    let (x, y) = ops
-                        .bootstrap_pair(
-                            &ops.drop_to_level(&a, level)?,
-                            &ops.drop_to_level(b, level)?,
-                        )
-                        .map_err(named)?;
-                    set(&mut cts, i, x)?;
-                    set(&mut cts, j, y)?;
-                }
-                None => {
-                    let x = ops.bootstrap(&a).map_err(named)?;
-                    set(&mut cts, i, x)?;
-                }
+    }
+    let mut pending = short.into_iter().peekable();
+    while let Some(i) = pending.next() {
+        let a = cts.get(i).ok_or(MlError::Empty)?.clone();
+        let partner = pending.next_if(|&j| {
+            cts.get(j).is_some_and(|b| {
+                (b.scale() - a.scale()).abs() <= hetal_ckks::SCALE_TOLERANCE * a.scale().abs()
+            })
+        });
+        match partner {
+            Some(j) => {
+                let b = cts.get(j).ok_or(MlError::Empty)?;
+                let level = a.level().min(b.level());
+                let (x, y) = ops
+                    .bootstrap_pair(
+                        &ops.drop_to_level(&a, level)?,
+                        &ops.drop_to_level(b, level)?,
+                    )
+                    .map_err(named)?;
+                set(&mut cts, i, x)?;
+                set(&mut cts, j, y)?;
+            }
+            None => {
+                let x = ops.bootstrap(&a).map_err(named)?;
+                set(&mut cts, i, x)?;
             }
         }
     }
-    let low = cts.iter().map(Leveled::level).min().unwrap_or(0);
-    cts.iter().map(|c| Ok(ops.drop_to_level(c, low)?)).collect()
+    Ok(cts)
 }
 
 fn set<T>(v: &mut [T], i: usize, x: T) -> Result<(), MlError> {

@@ -145,6 +145,7 @@ mod kit;
 pub mod ours;
 mod poly;
 
+pub(crate) use kit::land;
 pub use kit::SoftmaxOps;
 
 use std::fmt;
@@ -204,10 +205,16 @@ impl Design {
         ops: &O,
         x: &O::Ct,
         shape: BlockShape,
+        out_scale: Option<f64>,
     ) -> Result<O::Ct, MlError> {
-        match self {
-            Design::Hetal(d) => hetal::block(ops, x, shape, d),
-            Design::Ours(d) => ours::block(ops, x, shape, d),
+        match (self, out_scale) {
+            (Design::Hetal(d), None) => hetal::block(ops, x, shape, d),
+            // HETAL's last product has no free factor: one more constant product lands it.
+            (Design::Hetal(d), Some(scale)) => {
+                let p = kit::refresh(ops, hetal::block(ops, x, shape, d)?, 1, "softmax output")?;
+                land(ops, &p, 1.0, scale)
+            }
+            (Design::Ours(d), _) => ours::block(ops, x, shape, d, out_scale),
         }
     }
 }
@@ -280,6 +287,21 @@ pub fn softmax<O: SoftmaxOps + Bootstrap>(
     logits: &EncMatrix<O::Ct>,
     algo: SoftmaxAlgo,
 ) -> Result<EncMatrix<O::Ct>, MlError> {
+    softmax_to_scale(ops, logits, algo, None)
+}
+
+/// [`softmax`] with the probabilities landed exactly on the scale `out_scale` (`None`: the
+/// logits' scale). Free for ours (the inverse's constant leaf lands the last product); one
+/// more level for HETAL's (a constant product, after a bootstrap if none is left).
+///
+/// # Errors
+/// As [`softmax`].
+pub fn softmax_to_scale<O: SoftmaxOps + Bootstrap>(
+    ops: &O,
+    logits: &EncMatrix<O::Ct>,
+    algo: SoftmaxAlgo,
+    out_scale: Option<f64>,
+) -> Result<EncMatrix<O::Ct>, MlError> {
     if logits.layout() != Layout::Blocks {
         return Err(MlError::LayoutMismatch {
             operand: "softmax logits",
@@ -313,7 +335,7 @@ pub fn softmax<O: SoftmaxOps + Bootstrap>(
     let out = logits
         .blocks()
         .iter()
-        .map(|x| design.block(ops, &ops.drop_to_level(x, level)?, shape))
+        .map(|x| design.block(ops, &ops.drop_to_level(x, level)?, shape, out_scale))
         .collect::<Result<Vec<_>, _>>()?;
     EncMatrix::from_blocks(logits.rows(), classes, shape, Layout::Blocks, out)
 }

@@ -34,15 +34,21 @@
 //! ```text
 //! look = W + μ·V                                   1 level
 //! Z    = X·lookᵀ          (our DiagABT)            3 levels (+1 when the weights expand)
-//! P    = softmax(Z)       (ours)                   bootstraps inside as needed
+//! P    = softmax(Z)       (ours, landed on V's scale) bootstraps inside as needed
 //! E    = tile(P) − Y      (Y landed on P's scale)  0 levels on P
 //! G    = (η/a)·Eᵀ·X       (our DiagATB, repacked)  4 levels on E
 //! V'   = μ·V − G;  W' = W + V'                     1 level on V
 //! ```
 //!
-//! The level planner ([`ensure_levels`]) bootstraps only where a stage would not fit: the pair
-//! `(W, V)` before `look`, the softmax's stages, and `E` (bounded by 1 in magnitude, so the
-//! circuit's bound must be at least 1 + the softmax's error: use a bound of 2).
+//! The level planner ([`ensure_levels`], [`ensure_each`]) bootstraps only where a stage would
+//! not fit: the softmax's stages, and `E` (bounded by 1 in magnitude, so the circuit's bound
+//! must be at least 1 + the softmax's error: use a bound of 2) together with `μ·V` when that
+//! is short of the levels the next step needs. `E` and `μ·V` share the weights' scale (the
+//! softmax lands `P` there for free), so they share one paired bootstrap; `V'` and `W'`
+//! inherit those levels, and the weights never need a refresh of their own in the steady
+//! state (one bootstrap per step fewer every other step than refreshing `(W, V)`).
+//! [`Trainer::refresh`] still refreshes `(W, V)` when they arrive short (a fresh state at a
+//! low level, or after validation).
 //!
 //! # HETAL's pipeline ([`TrainAlgo::Hetal`], for comparisons)
 //!
@@ -61,12 +67,12 @@ use num_complex::Complex64;
 use crate::error::MlError;
 use crate::matmul::{atb_rotations, diag_abt, diag_atb, rotate_sum, AtbVariant, ABT_DEPTH};
 use crate::matrix::{BlockShape, EncMatrix, Layout};
-use crate::ops::{ensure_levels, Bootstrap, Leveled, SlotClient};
+use crate::ops::{ensure_each, ensure_levels, Bootstrap, Leveled, SlotClient};
 use crate::ours::{
     self, AtbPlan, CostModel, PackedLayout, PackedMatrix, OURS_ABT_DEPTH, OURS_ATB_DEPTHS,
 };
 use crate::plain::with_bias;
-use crate::softmax::{softmax, SoftmaxAlgo, SoftmaxOps};
+use crate::softmax::{land, softmax_to_scale, SoftmaxAlgo, SoftmaxOps};
 use crate::SlotSim;
 
 /// The weights' unit: weights at scale `Δ/WEIGHT_UNIT`, features at `Δ·WEIGHT_UNIT`.
@@ -463,16 +469,6 @@ impl<'o, O: SoftmaxOps + Bootstrap> Trainer<'o, O> {
         })
     }
 
-    /// `value · a`, rescaled, landing exactly on the scale `target`.
-    fn land(&self, a: &O::Ct, value: f64, target: f64) -> Result<O::Ct, MlError> {
-        let q = self.ops.prime(a.level())?;
-        let mut p =
-            self.ops
-                .mul_const_with_scale(a, Complex64::new(value, 0.0), target * q / a.scale())?;
-        self.ops.rescale_assign(&mut p)?;
-        Ok(p)
-    }
-
     fn packed(&self, blocks: Vec<O::Ct>) -> Result<PackedMatrix<O::Ct>, MlError> {
         PackedMatrix::from_blocks(self.geometry.weights, blocks)
     }
@@ -595,7 +591,7 @@ impl<'o, O: SoftmaxOps + Bootstrap> Trainer<'o, O> {
                 }
                 blocks
                     .iter()
-                    .map(|b| self.land(b, factor, scale))
+                    .map(|b| land(ops, b, factor, scale))
                     .collect::<Result<_, _>>()?
             }
         };
@@ -627,24 +623,49 @@ impl<'o, O: SoftmaxOps + Bootstrap> Trainer<'o, O> {
             .zip(&mu_v)
             .map(|(a, b)| Ok(ops.add(&ops.drop_to_level(a, b.level())?, b)?))
             .collect::<Result<Vec<_>, MlError>>()?;
-        // Forward: logits and probabilities.
+        // Forward: logits and probabilities (ours: landed on V's scale, so that the errors
+        // can share a bootstrap with μ·V).
+        let v_scale = v.blocks().first().ok_or(MlError::Empty)?.scale();
         let z = self.abt(&batch.features, &self.packed(look)?)?;
-        let p = softmax(ops, &z, g.algo().softmax())?;
+        let landing = match g.pipeline {
+            Pipeline::Ours(_) => Some(v_scale),
+            Pipeline::Hetal => None,
+        };
+        let p = softmax_to_scale(ops, &z, g.algo().softmax(), landing)?;
         // E = tile(P) − Y, Y landed on P's scale.
         let mut e_blocks = Vec::with_capacity(p.blocks().len());
         for (pb, yb) in p.blocks().iter().zip(batch.labels.blocks()) {
             let mut t = pb.clone();
             rotate_sum(ops, &mut t, -(g.padded as i64), g.shape.s1() / g.padded)?;
-            let y = self.land(yb, 1.0, t.scale())?;
+            let y = land(ops, yb, 1.0, t.scale())?;
             let level = t.level().min(y.level());
             e_blocks.push(ops.sub(
                 &ops.drop_to_level(&t, level)?,
                 &ops.drop_to_level(&y, level)?,
             )?);
         }
+        // Ours: E and μ·V refreshed together where short (E for DiagATB, μ·V for the next
+        // step's levels, which V' = μ·V − G and W' = W + V' inherit), so that the weights never
+        // need a refresh of their own.
+        let (e_blocks, mu_v) = match g.pipeline {
+            Pipeline::Ours(_) => {
+                let (ne, nv) = (e_blocks.len(), mu_v.len());
+                let needs: Vec<usize> = std::iter::repeat_n(OURS_ATB_DEPTHS.0 + 1, ne)
+                    .chain(std::iter::repeat_n(step_levels(g), nv))
+                    .collect();
+                let mut all = ensure_each(
+                    ops,
+                    e_blocks.into_iter().chain(mu_v).collect(),
+                    &needs,
+                    "softmax errors P − Y and momentum",
+                )?;
+                let mu_v = all.split_off(ne);
+                (all, mu_v)
+            }
+            Pipeline::Hetal => (e_blocks, mu_v),
+        };
         // The gradient scaled by η/a and landed on V's scale.
-        let scale = v.blocks().first().ok_or(MlError::Empty)?.scale();
-        let grad = self.gradient(e_blocks, batch, self.lr / rows as f64, scale)?;
+        let grad = self.gradient(e_blocks, batch, self.lr / rows as f64, v_scale)?;
         let mut new_v = Vec::with_capacity(mu_v.len());
         let mut new_w = Vec::with_capacity(mu_v.len());
         for ((gl, mv), wb) in grad.iter().zip(&mu_v).zip(w.blocks()) {

@@ -4,10 +4,13 @@
 
 #![allow(clippy::unwrap_used, reason = "test fixtures")]
 
-use hetal_ml::softmax::{reference_softmax, softmax, softmax_depth, softmax_errors, SoftmaxAlgo};
+use hetal_ml::softmax::{
+    reference_softmax, softmax, softmax_depth, softmax_errors, softmax_to_scale, SoftmaxAlgo,
+};
 use hetal_ml::train::BOOT_BOUND;
 use hetal_ml::{
-    ensure_levels, BlockShape, Bootstrap, EncMatrix, Layout, Leveled, MlError, SlotClient, SlotSim,
+    ensure_each, ensure_levels, BlockShape, Bootstrap, EncMatrix, Layout, Leveled, MlError,
+    SlotClient, SlotSim,
 };
 use ndarray::Array2;
 use num_complex::Complex64;
@@ -44,6 +47,36 @@ fn ensure_levels_bootstraps_only_short_values_and_pairs_them() {
     // A stage deeper than a bootstrap gives is an error, not a loop.
     assert!(matches!(
         ensure_levels(&sim, out, LEVELS_AFTER + 1, "t"),
+        Err(MlError::NotEnoughLevels { .. })
+    ));
+}
+
+#[test]
+fn ensure_each_refreshes_each_value_for_its_own_need() {
+    let mut sim = sim();
+    let scale = sim.default_scale();
+    let v = |x: f64| vec![Complex64::new(x, 0.0); 8];
+    // Short for their own needs: a (need 4) and c (need 8), sharing a scale: one pair. b is
+    // short of c's need but not of its own, and keeps its level; d (another scale) is short
+    // and is bootstrapped alone.
+    let a = sim.encrypt_scaled(&v(0.5), 1, scale / 8.0).unwrap();
+    let b = sim.encrypt_scaled(&v(0.75), 5, scale / 8.0).unwrap();
+    let c = sim.encrypt_scaled(&v(-0.25), 6, scale / 8.0).unwrap();
+    let d = sim.encrypt(&v(0.125), 0).unwrap();
+    let out = ensure_each(&sim, vec![a, b, c, d], &[4, 4, 8, 1], "t").unwrap();
+    assert_eq!(sim.bootstraps(), 2);
+    let levels: Vec<usize> = out.iter().map(Leveled::level).collect();
+    assert_eq!(levels, [LEVELS_AFTER, 5, LEVELS_AFTER, LEVELS_AFTER]);
+    let decrypted: Vec<f64> = out.iter().map(|x| sim.decrypt(x).unwrap()[0].re).collect();
+    assert_eq!(decrypted, [0.5, 0.75, -0.25, 0.125]);
+    assert!(out.iter().take(3).all(|x| x.scale() == scale / 8.0));
+    // One need per value, and no need beyond what a bootstrap gives.
+    assert!(matches!(
+        ensure_each(&sim, out.clone(), &[1], "t"),
+        Err(MlError::DimensionMismatch { .. })
+    ));
+    assert!(matches!(
+        ensure_each(&sim, out, &[1, 1, 1, LEVELS_AFTER + 1], "t"),
         Err(MlError::NotEnoughLevels { .. })
     ));
 }
@@ -98,6 +131,38 @@ fn softmax_runs_across_bootstraps_within_bounds() {
             "c = {c}: {boots} bootstraps"
         );
         eprintln!("c = {c}: {boots} bootstraps, max error {max_err:.2e}");
+    }
+}
+
+#[test]
+fn softmax_lands_on_a_chosen_scale() {
+    let mut rng = ChaCha20Rng::seed_from_u64(9);
+    let c = 10;
+    let shape = BlockShape::with_slots(SLOTS / 32, SLOTS).unwrap();
+    let x = Array2::from_shape_fn((shape.s0(), c), |_| rng.random_range(-128.0..=128.0));
+    for algo in [SoftmaxAlgo::Ours, SoftmaxAlgo::Hetal] {
+        let mut sim = sim();
+        let ex = EncMatrix::encrypt(&mut sim, &x, shape, Layout::Blocks, 1).unwrap();
+        let plain = softmax(&sim, &ex, algo).unwrap();
+        let target = sim.default_scale() / 8.0;
+        let landed = softmax_to_scale(&sim, &ex, algo, Some(target)).unwrap();
+        assert!(
+            landed.blocks().iter().all(|b| b.scale() == target),
+            "{algo}"
+        );
+        assert!(plain.blocks().iter().all(|b| b.scale() != target), "{algo}");
+        let (a, b) = (plain.decrypt(&sim).unwrap(), landed.decrypt(&sim).unwrap());
+        let diff = a
+            .iter()
+            .zip(&b)
+            .map(|(p, q)| (p - q).abs())
+            .fold(0.0, f64::max);
+        assert!(diff < 1e-9, "{algo}: {diff}");
+        // Free for ours (HETAL's takes a constant product, after a bootstrap when its output
+        // has no level left).
+        if algo == SoftmaxAlgo::Ours {
+            assert_eq!(plain.level(), landed.level());
+        }
     }
 }
 

@@ -190,6 +190,20 @@ pub(crate) fn mask_rescale<O: CkksOps>(
     Ok(p)
 }
 
+/// `value · a`, rescaled and landed exactly on the scale `target` (the constant encoded at the
+/// scale that makes the rescale land there): one level.
+pub(crate) fn land<O: SoftmaxOps>(
+    ops: &O,
+    a: &O::Ct,
+    value: f64,
+    target: f64,
+) -> Result<O::Ct, MlError> {
+    let q = ops.prime(a.level())?;
+    let mut p = ops.mul_const_with_scale(a, re(value), target * q / a.scale())?;
+    ops.rescale_assign(&mut p)?;
+    Ok(p)
+}
+
 /// A noiseless ciphertext of value `c` in every slot, with the level and scale of `a`.
 pub(crate) fn constant_like<O: SoftmaxOps>(ops: &O, a: &O::Ct, c: f64) -> Result<O::Ct, MlError> {
     Ok(ops.constant(a, c, a.scale())?)

@@ -442,21 +442,25 @@ pub fn split(classes: usize, s1: usize) -> bool {
 
 /// Our softmax on one block: logits of `classes` classes in the first columns of each row
 /// (zeros in the others), as [`crate::diag_abt`] leaves them. The output holds the
-/// probabilities in the class columns and zeros elsewhere.
+/// probabilities in the class columns and zeros elsewhere, at the scale `out_scale` (by
+/// default the input's): the inverse's constant leaf lands it there for free.
 pub(crate) fn block<O: SoftmaxOps + Bootstrap>(
     ops: &O,
     x: &O::Ct,
     shape: BlockShape,
     design: &Design,
+    out_scale: Option<f64>,
 ) -> Result<O::Ct, MlError> {
     let c = design.classes;
     let s1 = shape.s1();
     if !split(c, s1) {
-        return half(ops, x, shape, design, |_| true);
+        return half(ops, x, shape, design, out_scale, |_| true);
     }
     let s1i = s1 as i64;
-    let even = half(ops, x, shape, design, |i| i % 2 == 0)?;
-    let odd = half(ops, &ops.rotate(x, s1i)?, shape, design, |i| i % 2 == 0)?;
+    let even = half(ops, x, shape, design, out_scale, |i| i % 2 == 0)?;
+    let odd = half(ops, &ops.rotate(x, s1i)?, shape, design, out_scale, |i| {
+        i % 2 == 0
+    })?;
     Ok(ops.add(&even, &ops.rotate(&odd, -s1i)?)?)
 }
 
@@ -467,6 +471,7 @@ fn half<O: SoftmaxOps + Bootstrap>(
     x: &O::Ct,
     shape: BlockShape,
     design: &Design,
+    out_scale: Option<f64>,
     active: impl Fn(usize) -> bool,
 ) -> Result<O::Ct, MlError> {
     let c = design.classes;
@@ -571,10 +576,21 @@ fn half<O: SoftmaxOps + Bootstrap>(
     for _ in 0..design.y_doublings {
         y = ops.add(&y, &y)?;
     }
+    //    The constant leaf of G lands the product y·G(S) on `out_scale`.
     let s = window_sum(ops, &y, c, 1)?;
+    let g_depth = design.g.depth(KLeaf::Mask(&e0));
+    let g_level = s
+        .level()
+        .checked_sub(g_depth)
+        .ok_or(MlError::NotEnoughLevels {
+            operand: "softmax normalization",
+            have: s.level(),
+            need: g_depth,
+        })?;
+    let g_target = out_scale.unwrap_or(target) * primes.at(y.level().min(g_level))? / y.scale();
     let g0 = design
         .g
-        .eval_ct(ops, &primes, &s, KLeaf::Mask(&e0), target)?;
+        .eval_ct(ops, &primes, &s, KLeaf::Mask(&e0), g_target)?;
     let g = window_sum(ops, &g0, c, -1)?;
     mul_rescale(ops, &y, &g)
 }
