@@ -497,8 +497,33 @@ impl Bootstrapper {
         y: &Ciphertext,
         keys: Option<&BootKeys>,
     ) -> Result<(Ciphertext, Ciphertext), CkksError> {
+        self.bootstrap_pair_to(eval, x, y, keys, x.scale())
+    }
+
+    /// [`Bootstrapper::bootstrap_pair`] with both outputs at the scale `out_scale`, their
+    /// values kept: the ratio to the inputs' scale rides on EvalMod's free division. Inputs at a
+    /// low scale keep large values within the circuit's message bound (their messages are
+    /// `value · scale / Δ`), and come back at a scale that suits what follows.
+    ///
+    /// # Errors
+    /// As [`Bootstrapper::bootstrap_pair`]; a non-finite or non-positive `out_scale`.
+    pub fn bootstrap_pair_to(
+        &self,
+        eval: &Evaluator,
+        x: &Ciphertext,
+        y: &Ciphertext,
+        keys: Option<&BootKeys>,
+        out_scale: f64,
+    ) -> Result<(Ciphertext, Ciphertext), CkksError> {
+        if !(out_scale.is_finite() && out_scale > 0.0) {
+            return Err(CkksError::InvalidParams(format!(
+                "bootstrapping to scale {out_scale}"
+            )));
+        }
         let z = eval.add(x, &eval.mul_i(y, false)?)?;
-        let half = self.bootstrap_divided(eval, &z, keys, 2.0)?;
+        // The output holds z/divisor at z's scale label: z/2 at out_scale once relabelled.
+        let mut half = self.bootstrap_divided(eval, &z, keys, 2.0 * z.scale() / out_scale)?;
+        half.set_scale(out_scale);
         let conj = eval.conjugate(&half)?;
         let re = eval.add(&half, &conj)?;
         let im = eval.mul_i(&eval.sub(&half, &conj)?, true)?;

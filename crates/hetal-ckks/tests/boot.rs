@@ -162,6 +162,37 @@ fn two_real_ciphertexts_for_the_price_of_one() {
         let stats = PrecisionStats::new(&want, &f.enc.decode(&f.sk.decrypt(ct).unwrap()));
         assert!(stats.min_bits >= BOOT_MIN_BITS, "{stats}");
     }
+    // Values of up to 3 (beyond the circuit's bound of 1 at Δ) encrypted at Δ/4 come back at
+    // Δ, unchanged: precision relative to the values' size, minus the 2 bits of the quarter scale.
+    let delta = f.params.default_scale();
+    let (a3, b3): (Vec<f64>, Vec<f64>) = (
+        a.iter().map(|x| 3.0 * x).collect(),
+        b.iter().map(|x| 3.0 * x).collect(),
+    );
+    let mut rng = ChaCha20Rng::seed_from_u64(67);
+    let mut encrypt_quarter = |v: &[f64]| {
+        let pt = f.enc.encode_real(v, 128, 0, delta / 4.0).unwrap();
+        f.sk.encrypt(&pt, &mut rng).unwrap()
+    };
+    let (ca, cb) = (encrypt_quarter(&a3), encrypt_quarter(&b3));
+    let (oa, ob) = f
+        .boot
+        .bootstrap_pair_to(&f.eval, &ca, &cb, f.keys.as_ref(), delta)
+        .unwrap();
+    assert_eq!((oa.scale(), ob.scale()), (delta, delta));
+    for (want, ct) in [(&a3, &oa), (&b3, &ob)] {
+        let want: Vec<Complex64> = want.iter().map(|&x| Complex64::new(x, 0.0)).collect();
+        let stats = PrecisionStats::new(&want, &f.enc.decode(&f.sk.decrypt(ct).unwrap()));
+        // Bits against absolute error: values 3× larger, a quarter of the scale.
+        assert!(
+            stats.min_bits + 2.0 + 3f64.log2() >= BOOT_MIN_BITS,
+            "{stats}"
+        );
+    }
+    assert!(f
+        .boot
+        .bootstrap_pair_to(&f.eval, &ca, &cb, f.keys.as_ref(), f64::NAN)
+        .is_err());
 }
 
 #[test]

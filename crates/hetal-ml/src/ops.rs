@@ -237,6 +237,19 @@ pub trait Bootstrap: CkksOps {
     /// As [`Bootstrap::bootstrap`]; level or scale mismatch; (simulator) non-real values.
     fn bootstrap_pair(&self, a: &Self::Ct, b: &Self::Ct) -> Result<(Self::Ct, Self::Ct), MlError>;
 
+    /// [`Bootstrap::bootstrap_pair`] with both outputs at the scale `out_scale`, their values
+    /// kept (the change of scale is free inside the circuit): values too large for the
+    /// circuit's bound at their natural scale go in at a lower one and come back at it.
+    ///
+    /// # Errors
+    /// As [`Bootstrap::bootstrap_pair`]; a non-finite or non-positive scale.
+    fn bootstrap_pair_to(
+        &self,
+        a: &Self::Ct,
+        b: &Self::Ct,
+        out_scale: f64,
+    ) -> Result<(Self::Ct, Self::Ct), MlError>;
+
     /// Bootstrapping circuits run since creation (a pair counts once).
     fn bootstraps(&self) -> u64;
 

@@ -189,7 +189,7 @@ fn ours_simulator_matches_its_twin() {
             let rounds = ours::rounds(c);
             let err = (ours::twin_lse(&xs, rounds) - lse).abs();
             assert!(
-                err <= rounds as f64 * ours::PSI_ERROR * (1.0 + 1e-9),
+                err <= ours::lse_error(rounds) * (1.0 + 1e-9),
                 "{err}"
             );
         }

@@ -220,9 +220,18 @@ impl Bootstrap for CkksBackend {
         a: &Ciphertext,
         b: &Ciphertext,
     ) -> Result<(Ciphertext, Ciphertext), MlError> {
+        self.bootstrap_pair_to(a, b, a.scale())
+    }
+
+    fn bootstrap_pair_to(
+        &self,
+        a: &Ciphertext,
+        b: &Ciphertext,
+        out_scale: f64,
+    ) -> Result<(Ciphertext, Ciphertext), MlError> {
         let (boot, keys) = self.bootstrapper()?;
         let start = Instant::now();
-        let out = boot.bootstrap_pair(&self.eval, a, b, keys.as_deref())?;
+        let out = boot.bootstrap_pair_to(&self.eval, a, b, keys.as_deref(), out_scale)?;
         self.count_bootstrap(start);
         Ok(out)
     }

@@ -584,6 +584,20 @@ impl Bootstrap for SlotSim {
     }
 
     fn bootstrap_pair(&self, a: &SimCt, b: &SimCt) -> Result<(SimCt, SimCt), MlError> {
+        self.bootstrap_pair_to(a, b, a.scale)
+    }
+
+    fn bootstrap_pair_to(
+        &self,
+        a: &SimCt,
+        b: &SimCt,
+        out_scale: f64,
+    ) -> Result<(SimCt, SimCt), MlError> {
+        if !(out_scale.is_finite() && out_scale > 0.0) {
+            return Err(
+                CkksError::InvalidParams(format!("bootstrapping to scale {out_scale}")).into(),
+            );
+        }
         let boot = self.boot()?;
         Self::check_pair(a, b)?;
         self.check_bootable(a, boot, true)?;
@@ -598,7 +612,14 @@ impl Bootstrap for SlotSim {
             .collect();
         let re = z.iter().map(|v| Complex64::new(v.re, 0.0)).collect();
         let im = z.iter().map(|v| Complex64::new(v.im, 0.0)).collect();
-        Ok((self.refreshed(a, boot, re), self.refreshed(b, boot, im)))
+        let at = |mut c: SimCt| {
+            c.scale = out_scale;
+            c
+        };
+        Ok((
+            at(self.refreshed(a, boot, re)),
+            at(self.refreshed(b, boot, im)),
+        ))
     }
 
     fn bootstraps(&self) -> u64 {
