@@ -266,18 +266,19 @@ fn pair_roots(roots: &[Complex64]) -> Result<Paired, MlError> {
 
 /// Orders the quadratics so that every subtree of the balanced product tree gets roots spread
 /// over the whole interval (sorted by the real part of their roots, then placed in bit-reversed
-/// order), whether the tree has `m` leaves or `m + 1` (a `K` or linear leaf last). A subtree that
+/// order over the next power of two, missing indices skipped), for trees of `m` leaves or
+/// `m + 1` (a `K` or linear leaf last). A subtree that
 /// held only the roots near one end would take values spanning many orders of magnitude across
 /// the slots, and CKKS noise, uniform across slots, would swamp its small values.
 fn spread(mut quads: Vec<(f64, f64)>) -> Vec<(f64, f64)> {
     quads.sort_by(|a, b| b.0.total_cmp(&a.0));
     let m = quads.len();
-    let n = if (m + 1).is_power_of_two() {
-        m + 1
-    } else if m.is_power_of_two() {
+    // Bit reversal over the next power of two (a missing index is skipped): with m + 1 a
+    // power of two the last slot is the K leaf's.
+    let n = if m.is_power_of_two() {
         m
     } else {
-        return quads;
+        (m + 1).next_power_of_two()
     };
     let bits = n.trailing_zeros();
     (0..n)
