@@ -74,44 +74,52 @@
 //!    the classes of two rows (`s1 < 2c − 1`), the same product splits the block into its even
 //!    and its odd rows (two ciphertexts, recombined at the end for free), so that row sums in
 //!    other columns than 0 only ever hold partial sums of one row.
-//! 1. **Tournament** (`R = ⌈log2 c⌉` rounds, 6 levels each). Windows of `2^j` columns merge
+//! 1. **Tournament** (`R = ⌈log2 c⌉` rounds, 6 levels each, the third of four 5). Windows of `2^j` columns merge
 //!    pairwise, as a sum would in the exponential domain but in the log domain:
 //!    `LSE(a, b) = (a + b)/2 + ψ(a − b)`, `ψ(d) = ln(e^{d/2} + e^{−d/2})`, with ψ replaced by
 //!    ψ₆₂, its degree-62 minimax polynomial on `[−264, 264]` (error `ε = 0.372`,
 //!    [`ours::PSI_ERROR`]). ψ₆₂ is even: it is evaluated in `u = (σ_t·d)²` (one square), as 15
 //!    monic quadratics in `u` and one linear factor carrying the leading coefficient, which lands
 //!    the tree on the target scale through a plaintext product (no key switch); depth 6.
-//!    For `c` not a power of two, the window of the low bits of `c` is carried and merged in the
+//!    The third round of four uses ψ₃₀ instead (degree 30, error `ε' = 0.997`,
+//!    [`ours::PSI_SHALLOW_ERROR`]; 7 quadratics and a linear factor, depth 5), and a round with
+//!    one merge and nothing else live, whose window has at least 2 levels but not the round's,
+//!    forms ψ's variable and the half sum first and bootstraps them as one pair (they enter
+//!    at a quarter of the variable's scale, since `u` reaches 3.3, and come back at it for
+//!    free): at 10 levels per bootstrap the second round then ends with exactly the 5 levels
+//!    the third needs, and a four-round tournament takes three bootstraps instead of four (for
+//!    `c` a power of two; a carried partial window keeps the rounds apart otherwise). For `c` not a power of two, the window of the low bits of `c` is carried and merged in the
 //!    same rounds. Every value lands on the same target scale, so `(a + b)/2` is one constant (or,
 //!    in the last round, mask) product and `x` and carried windows are only dropped to the level
 //!    of what they meet; the level planner refreshes what a round reads (the window and the
 //!    partial window: one paired bootstrap). LSE is 1-Lipschitz in each argument with weights summing to
-//!    1, so the errors add at most linearly: `|L̃ − LSE(x)| ≤ R·ε` (1.49 for `c ≤ 16`), and rows
-//!    of equal logits reach it. In the last round the constant leaf carries the column-0 mask and
+//!    1, so the errors add at most linearly: `|L̃ − LSE(x)| ≤ Σ_rounds ε` ([`ours::lse_error`]:
+//!    0.37, 0.74, 1.12, 2.11 for `R = 1..4`), and rows of equal logits reach it. In the last round the constant leaf carries the column-0 mask and
 //!    the change to the exponential's unit; a fill brings `L̃` to the class columns.
-//! 2. **Exponential** (3 + 4 levels). `t = x − L̃ ∈ [−262, R·ε]`; `y = p(t)^16`, `p` of degree 8
-//!    designed (minimax by linear programming) so that `|p(t)^16 − e^t| ≤ τ = 8.4·10⁻⁷` on all of
-//!    `[−264, 2]`: accurate near the top, `|p| ≤ 0.42` on the long tail, which the 4 squarings
+//! 2. **Exponential** (3 + 4 levels). `t = x − L̃ ∈ [−262, δ]`; `y = p(t)^16`, `p` of degree 8
+//!    designed (minimax by linear programming) so that `|p(t)^16 − e^t| ≤ τ = 4.4·10⁻⁷` on all of
+//!    `[−264, 2.6]`: accurate near the top, `|p| ≤ 0.40` on the long tail, which the 4 squarings
 //!    crush. `p` is monic in the unit the tournament hands over, so it needs no constant leaf.
 //! 3. **Normalization** (`d_G + 1` levels). `S = Σ_k y_k` (exact in column 0) is
-//!    `e^{LSE − L̃}·(1 ± c·τ·e^δ) ∈ [e^{−δ}, e^{δ}]`, `δ_R = 1.01·R·ε + 0.01`, whatever `c` and the
+//!    `e^{LSE − L̃}·(1 ± c·τ·e^δ) ∈ [e^{−δ}, e^{δ}]`, `δ_R = 1.01·Σε + 0.01`, whatever `c` and the
 //!    spread of the logits: the division only undoes the tournament's error. `G_R ≈ 1/S` is a
 //!    minimax polynomial of relative error `η_R` on `[e^{−δ}, e^{δ}]`, and bounded (by `G_BOUND`)
 //!    on `[0, 1.02·e^{δ}]`, where the other slots of the row sum are (partial sums of one row: a
-//!    polynomial that blew up there would spoil the whole ciphertext). Degree 6, 14, 14, 30 for
-//!    `R = 1..4` plus the constant leaf carrying the column-0 mask: 3, 4, 4, 5 levels;
-//!    `η = 1.1·10⁻⁴, 7.9·10⁻⁶, 9.3·10⁻⁵, 2.2·10⁻⁵`. A fill brings `G_R(S)` to the class columns;
+//!    polynomial that blew up there would spoil the whole ciphertext). Degree 6, 14, 14, 46 for
+//!    `R = 1..4` plus the constant leaf carrying the column-0 mask: 3, 4, 4, 6 levels;
+//!    `η = 1.1·10⁻⁴, 7.9·10⁻⁶, 9.3·10⁻⁵, 3.4·10⁻⁵` (`G_4` covers the shallow round's
+//!    `δ_4 = 2.14`; its extra level is the one ψ₃₀ saves). A fill brings `G_R(S)` to the class columns;
 //!    one product gives `y·G_R(S)`.
 //!
 //! **Error.** With `p_k` the exact probabilities, `|y_k − e^{t_k}| ≤ τ`, `S ≥ e^{−δ}` and
-//! `G(S) = (1 ± η)/S`: `|out_k − p_k| ≤ η + (c + 1)·τ·e^{δ}·(1 + η)`, i.e. ≤ 1.1·10⁻⁴, 1.7·10⁻⁵,
-//! 1.2·10⁻⁴, 8.8·10⁻⁵ for `R = 1..4`, plus CKKS noise encrypted. Measured on the simulator,
+//! `G(S) = (1 ± η)/S`: `|out_k − p_k| ≤ η + (c + 1)·τ·e^{δ}·(1 + η)`, i.e. ≤ 1.1·10⁻⁴, 1.3·10⁻⁵,
+//! 1.1·10⁻⁴, 9.7·10⁻⁵ for `R = 1..4`, plus CKKS noise encrypted. Measured on the simulator,
 //! largest error over 10⁵ rows uniform in `[−128, 128]` and ~2000 adversarial rows (all equal,
-//! one large entry, ±128 extremes, clusters, a single entry above a floor): **1.07·10⁻⁴**
-//! (`c = 2`), **1.2·10⁻⁵** (`c = 4`), **3.1·10⁻⁵** (`c = 10`), **3.6·10⁻⁵** (`c = 16`).
+//! one large entry, ±128 extremes, clusters, a single entry above a floor): **1.06·10⁻⁴**
+//! (`c = 2`), **9.2·10⁻⁶** (`c = 4`), **3.6·10⁻⁵** (`c = 10`), **3.9·10⁻⁵** (`c = 16`).
 //! Encrypted at `N = 2^11` with 40-bit primes: within 5·10⁻⁷ of the simulator.
 //!
-//! **Depth** `1 + 6R + 7 + d_G + 1` ([`ours::depth`]):
+//! **Depth** `1 + 6R + 7 + d_G + 1`, less the shallow round's level ([`ours::depth`]):
 //!
 //! | c | R | ours | HETAL | ratio |
 //! |---|---|---|---|---|

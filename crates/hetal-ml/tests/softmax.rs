@@ -188,10 +188,7 @@ fn ours_simulator_matches_its_twin() {
             let lse = m + xs.iter().map(|v| (v - m).exp()).sum::<f64>().ln();
             let rounds = ours::rounds(c);
             let err = (ours::twin_lse(&xs, rounds) - lse).abs();
-            assert!(
-                err <= ours::lse_error(rounds) * (1.0 + 1e-9),
-                "{err}"
-            );
+            assert!(err <= ours::lse_error(rounds) * (1.0 + 1e-9), "{err}");
         }
     }
 }

@@ -72,7 +72,7 @@ fn bootstraps_per_step_at_1024_65_10() {
 
 #[test]
 fn bootstraps_per_step_at_1024_769_16() {
-    check(1024, 769, 16, &[6, 6, 6, 6], 566);
+    check(1024, 769, 16, &[5, 5, 5, 5], 566);
 }
 
 /// HETAL's pipeline at (1024, 65, 10): its softmax's bootstraps (76 levels at n16-boot's 10

@@ -190,6 +190,20 @@ pub(crate) fn mask_rescale<O: CkksOps>(
     Ok(p)
 }
 
+/// `a · m` for a slot mask `m`, rescaled and landed exactly on the scale `target` (the mask
+/// encoded at the scale that makes the rescale land there): one level.
+pub(crate) fn mask_to_scale<O: SoftmaxOps>(
+    ops: &O,
+    a: &O::Ct,
+    m: &[Complex64],
+    target: f64,
+) -> Result<O::Ct, MlError> {
+    let q = ops.prime(a.level())?;
+    let mut p = ops.mul_plain(a, &ops.encode_scaled(m, a.level(), target * q / a.scale())?)?;
+    ops.rescale_assign(&mut p)?;
+    Ok(p)
+}
+
 /// `value · a`, rescaled and landed exactly on the scale `target` (the constant encoded at the
 /// scale that makes the rescale land there): one level.
 pub(crate) fn land<O: SoftmaxOps>(

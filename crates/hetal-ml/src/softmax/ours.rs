@@ -401,7 +401,9 @@ impl Design {
     /// Levels consumed (equals [`depth`]).
     pub fn depth(&self) -> usize {
         let d = self.stage_depths();
-        let rounds: usize = (0..self.rounds).map(|j| 1 + self.psi_of(j).depth(KLeaf::Const)).sum();
+        let rounds: usize = (0..self.rounds)
+            .map(|j| 1 + self.psi_of(j).depth(KLeaf::Const))
+            .sum();
         d.scale + rounds + d.exp_base + EXP_SQUARINGS + d.normalize
     }
 
@@ -440,9 +442,9 @@ fn unit_sign(p: &Cheb) -> f64 {
 
 /// One tournament round: for each `second` (already rotated), the pairwise log-sum-exp
 /// `(first + second)/2 + ψ(first − second)` in units of σ_t, times `factor` (a change of unit),
-/// landing exactly on the scale `target` (that of `first` and `second`, or twice it in the last
-/// round): ψ's linear leaf lands the tree there, and the half sum is a product by a constant
-/// landed there, dropped to ψ's level. In the last round (`mask` given) both are multiplied by the mask, ψ through its
+/// landing exactly on the scale `target`, which `first` and `second` have: ψ's linear leaf lands
+/// the tree there, and the half sum is a product by a constant landed there, dropped to ψ's
+/// level. In the last round (`mask` given) both are multiplied by the mask, ψ through its
 /// linear leaf.
 fn lse_round<O: SoftmaxOps>(
     ops: &O,
@@ -459,9 +461,14 @@ fn lse_round<O: SoftmaxOps>(
         .collect()
 }
 
+/// How much lower than `u`'s own scale a merge's inputs enter a paired bootstrap: `u` reaches
+/// `(σ_t·PSI_D)² ≈ 3.3`, a quarter of it stays below a circuit's bound of 1.
+const PAIR_SHRINK: f64 = 4.0;
+
 /// A merge's two inputs, one level below `first`: ψ's variable `u = (first − second)²` and
-/// the half sum `(first + second)·factor/2` (masked in the last round), landed on `u`'s scale
-/// when `pair` (so that the two can share one paired bootstrap), else on the round's target.
+/// the half sum `(first + second)·factor/2` (masked in the last round), landed on
+/// `u`'s scale / [`PAIR_SHRINK`] when `pair` (ready to share a paired bootstrap with `u`
+/// landed there too), else on the round's target.
 fn lse_inputs<O: SoftmaxOps>(
     ops: &O,
     round: &Round<'_, '_, O>,
@@ -472,7 +479,11 @@ fn lse_inputs<O: SoftmaxOps>(
     let d = ops.sub(first, second)?;
     let u = mul_rescale(ops, &d, &d)?;
     let sum = ops.add(first, second)?;
-    let scale = if pair { u.scale() } else { round.target };
+    let scale = if pair {
+        u.scale() / PAIR_SHRINK
+    } else {
+        round.target
+    };
     let half = match round.mask {
         Some(m) => {
             let m: Vec<Complex64> = m.iter().map(|v| v * (0.5 * round.factor)).collect();
@@ -492,10 +503,11 @@ fn lse_merge<O: SoftmaxOps>(
     half: &O::Ct,
 ) -> Result<O::Ct, MlError> {
     let kleaf = round.mask.map_or(KLeaf::Const, KLeaf::Mask);
-    let value = round
-        .psi
-        .scaled(round.factor)
-        .eval_ct(ops, round.primes, u, kleaf, round.target)?;
+    let value =
+        round
+            .psi
+            .scaled(round.factor)
+            .eval_ct(ops, round.primes, u, kleaf, round.target)?;
     let half = if (half.scale() - round.target).abs() <= SCALE_TOLERANCE * round.target {
         half.clone()
     } else {
@@ -560,14 +572,9 @@ pub(crate) fn block<O: SoftmaxOps + Bootstrap>(
     }
     let s1i = s1 as i64;
     let even = half(ops, x, shape, design, out_scale, |i| i % 2 == 0)?;
-    let odd = half(
-        ops,
-        &ops.rotate(x, s1i)?,
-        shape,
-        design,
-        out_scale,
-        |i| i % 2 == 0,
-    )?;
+    let odd = half(ops, &ops.rotate(x, s1i)?, shape, design, out_scale, |i| {
+        i % 2 == 0
+    })?;
     Ok(ops.add(&even, &ops.rotate(&odd, -s1i)?)?)
 }
 
@@ -584,11 +591,7 @@ fn half<O: SoftmaxOps + Bootstrap>(
     let c = design.classes;
     let sigma = design.sigma;
     let primes = Primes::new(ops);
-    // Every value lands on the logits' scale, except the tournament's before its last round,
-    // which run at half of it: a round's squared difference (up to (σ_t·PSI_D)² ≈ 3.3) then
-    // stays below 1 as a bootstrapped message.
     let target = x.scale();
-    let tournament = target / 2.0;
     let out_scale = out_scale.unwrap_or(target);
     let depths = design.stage_depths();
     // 1. σ_t·x in the class columns of the active rows, σ_t·PAD in every other slot:
@@ -596,11 +599,10 @@ fn half<O: SoftmaxOps + Bootstrap>(
     let m = block_mask(shape, |i, k| if active(i) && k < c { sigma } else { 0.0 });
     let e0 = block_mask(shape, |i, k| if active(i) && k == 0 { 1.0 } else { 0.0 });
     let x = refresh(ops, x.clone(), 1, "softmax logits")?;
-    let v = mask_to_scale(ops, &ops.add_const(&x, re(-PAD))?, &m, tournament)?;
+    let v = mask_to_scale(ops, &ops.add_const(&x, re(-PAD))?, &m, target)?;
     let v = ops.add_const(&v, re(sigma * PAD))?;
-    // 2. The tournament: L̃ in column 0 (masked). Every value lands on the scale `tournament`
-    //    (the last round's on `target`), so a value read later is only dropped to the level of
-    //    its partner; the planner refreshes
+    // 2. The tournament: L̃ in column 0 (masked). Every value lands on the scale `target`, so
+    //    a value read later is only dropped to the level of its partner; the planner refreshes
     //    what a round reads (the window and the partial window: one paired bootstrap). A round
     //    with one merge and nothing else live, whose window has a level but not the round's,
     //    forms the merge's inputs first and refreshes them as a pair (ψ's variable and the
@@ -633,20 +635,20 @@ fn half<O: SoftmaxOps + Bootstrap>(
             primes: &primes,
             psi: design.psi_of(j),
             mask: last.then_some(e0.as_slice()),
-            target: if last { target } else { tournament },
+            target,
             factor: if last { design.rho } else { 1.0 },
         };
         let lone = want_w && p.is_none() && matches!(partial, Partial::Empty);
-        let outs = if lone && (1..need).contains(&w.level()) {
+        let can_pair = ops.refreshed_level().is_some_and(|l| l + 1 >= need);
+        let outs = if lone && can_pair && (2..need).contains(&w.level()) {
+            // u and the half sum enter the bootstrap at a quarter of u's scale (u's values
+            // exceed the circuit's bound at its own) and come back at it, for ψ's product form.
             let second = ops.rotate(&w, shift)?;
             let (u, half) = lse_inputs(ops, &round, &w, &second, true)?;
-            let mut pair =
-                ensure_levels(ops, vec![u, half], need - 1, "softmax tournament round")?
-                    .into_iter();
-            let (u, half) = (
-                pair.next().ok_or(MlError::Empty)?,
-                pair.next().ok_or(MlError::Empty)?,
-            );
+            let u_scale = u.scale();
+            let u = land(ops, &u, 1.0, u_scale / PAIR_SHRINK)?;
+            let half = ops.drop_to_level(&half, u.level())?;
+            let (u, half) = ops.bootstrap_pair_to(&u, &half, u_scale)?;
             vec![lse_merge(ops, &round, &u, &half)?]
         } else {
             let mut live = ensure_levels(
