@@ -235,7 +235,9 @@ pub trait Bootstrap: CkksOps {
     ///
     /// # Errors
     /// As [`Bootstrap::bootstrap`]; level or scale mismatch; (simulator) non-real values.
-    fn bootstrap_pair(&self, a: &Self::Ct, b: &Self::Ct) -> Result<(Self::Ct, Self::Ct), MlError>;
+    fn bootstrap_pair(&self, a: &Self::Ct, b: &Self::Ct) -> Result<(Self::Ct, Self::Ct), MlError> {
+        self.bootstrap_pair_to(a, b, a.scale())
+    }
 
     /// [`Bootstrap::bootstrap_pair`] with both outputs at the scale `out_scale`, their values
     /// kept (the change of scale is free inside the circuit): values too large for the
@@ -275,32 +277,23 @@ pub fn ensure_levels<O: Bootstrap>(
     need: usize,
     operand: &'static str,
 ) -> Result<Vec<O::Ct>, MlError> {
-    let needs = vec![need; cts.len()];
-    let cts = ensure_each(ops, cts, &needs, operand)?;
+    let cts = ensure_each(ops, cts.into_iter().map(|c| (c, need)).collect(), operand)?;
     let low = cts.iter().map(Leveled::level).min().unwrap_or(0);
     cts.iter().map(|c| Ok(ops.drop_to_level(c, low)?)).collect()
 }
 
-/// [`ensure_levels`] with a need per value and no levelling afterwards: each value below its
-/// own need is bootstrapped, two at a time when they share a scale, so that values bound for
-/// different stages can share a bootstrap (the trainer refreshes the momentum with the
-/// softmax errors this way).
+/// [`ensure_levels`] with a need per value (`(value, need)` pairs) and no levelling
+/// afterwards: each value below its own need is bootstrapped, two at a time when they share a
+/// scale, so that values bound for different stages can share a bootstrap (the trainer
+/// refreshes the momentum with the softmax errors this way).
 ///
 /// # Errors
-/// As [`ensure_levels`]; [`MlError::DimensionMismatch`] unless there is one need per value.
+/// As [`ensure_levels`].
 pub fn ensure_each<O: Bootstrap>(
     ops: &O,
-    mut cts: Vec<O::Ct>,
-    needs: &[usize],
+    items: Vec<(O::Ct, usize)>,
     operand: &'static str,
 ) -> Result<Vec<O::Ct>, MlError> {
-    if needs.len() != cts.len() {
-        return Err(MlError::DimensionMismatch {
-            what: "levels needed against values",
-            lhs: needs.len(),
-            rhs: cts.len(),
-        });
-    }
     // Name the operand in the simulator's out-of-bound errors.
     let named = |e: MlError| match e {
         MlError::BootstrapRange {
@@ -313,30 +306,26 @@ pub fn ensure_each<O: Bootstrap>(
         },
         e => e,
     };
-    let short: Vec<usize> = cts
-        .iter()
-        .zip(needs)
-        .enumerate()
-        .filter(|(_, (c, &n))| c.level() < n)
-        .map(|(i, _)| i)
+    let short: Vec<usize> = (0..items.len())
+        .filter(|&i| items.get(i).is_some_and(|(c, n)| c.level() < *n))
         .collect();
-    let worst = cts
+    let worst = short
         .iter()
-        .zip(needs)
-        .filter(|(c, &n)| c.level() < n)
-        .max_by_key(|(_, &n)| n);
-    if let Some((c, &need)) = worst {
+        .filter_map(|&i| items.get(i))
+        .max_by_key(|(_, n)| *n);
+    if let Some((c, need)) = worst {
         match ops.refreshed_level() {
-            Some(l) if l >= need => {}
+            Some(l) if l >= *need => {}
             _ => {
                 return Err(MlError::NotEnoughLevels {
                     operand,
                     have: c.level(),
-                    need,
+                    need: *need,
                 })
             }
         }
     }
+    let mut cts: Vec<O::Ct> = items.into_iter().map(|(c, _)| c).collect();
     let mut pending = short.into_iter().peekable();
     while let Some(i) = pending.next() {
         let a = cts.get(i).ok_or(MlError::Empty)?.clone();

@@ -649,16 +649,13 @@ impl<'o, O: SoftmaxOps + Bootstrap> Trainer<'o, O> {
         // need a refresh of their own.
         let (e_blocks, mu_v) = match g.pipeline {
             Pipeline::Ours(_) => {
-                let (ne, nv) = (e_blocks.len(), mu_v.len());
-                let needs: Vec<usize> = std::iter::repeat_n(OURS_ATB_DEPTHS.0 + 1, ne)
-                    .chain(std::iter::repeat_n(step_levels(g), nv))
+                let ne = e_blocks.len();
+                let items = e_blocks
+                    .into_iter()
+                    .map(|e| (e, OURS_ATB_DEPTHS.0 + 1))
+                    .chain(mu_v.into_iter().map(|m| (m, step_levels(g))))
                     .collect();
-                let mut all = ensure_each(
-                    ops,
-                    e_blocks.into_iter().chain(mu_v).collect(),
-                    &needs,
-                    "softmax errors P − Y and momentum",
-                )?;
+                let mut all = ensure_each(ops, items, "softmax errors P − Y and momentum")?;
                 let mu_v = all.split_off(ne);
                 (all, mu_v)
             }

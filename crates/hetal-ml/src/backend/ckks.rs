@@ -215,14 +215,6 @@ impl Bootstrap for CkksBackend {
         Ok(out)
     }
 
-    fn bootstrap_pair(
-        &self,
-        a: &Ciphertext,
-        b: &Ciphertext,
-    ) -> Result<(Ciphertext, Ciphertext), MlError> {
-        self.bootstrap_pair_to(a, b, a.scale())
-    }
-
     fn bootstrap_pair_to(
         &self,
         a: &Ciphertext,

@@ -583,10 +583,6 @@ impl Bootstrap for SlotSim {
         Ok(self.refreshed(a, boot, a.values.clone()))
     }
 
-    fn bootstrap_pair(&self, a: &SimCt, b: &SimCt) -> Result<(SimCt, SimCt), MlError> {
-        self.bootstrap_pair_to(a, b, a.scale)
-    }
-
     fn bootstrap_pair_to(
         &self,
         a: &SimCt,

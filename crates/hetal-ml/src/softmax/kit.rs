@@ -198,10 +198,15 @@ pub(crate) fn mask_to_scale<O: SoftmaxOps>(
     m: &[Complex64],
     target: f64,
 ) -> Result<O::Ct, MlError> {
-    let q = ops.prime(a.level())?;
-    let mut p = ops.mul_plain(a, &ops.encode_scaled(m, a.level(), target * q / a.scale())?)?;
+    let pt = ops.encode_scaled(m, a.level(), multiplier_scale(ops, a, target)?)?;
+    let mut p = ops.mul_plain(a, &pt)?;
     ops.rescale_assign(&mut p)?;
     Ok(p)
+}
+
+/// The scale a multiplier of `a` needs for the product, once rescaled, to land on `target`.
+fn multiplier_scale<O: SoftmaxOps>(ops: &O, a: &O::Ct, target: f64) -> Result<f64, MlError> {
+    Ok(target * ops.prime(a.level())? / a.scale())
 }
 
 /// `value · a`, rescaled and landed exactly on the scale `target` (the constant encoded at the
@@ -212,8 +217,7 @@ pub(crate) fn land<O: SoftmaxOps>(
     value: f64,
     target: f64,
 ) -> Result<O::Ct, MlError> {
-    let q = ops.prime(a.level())?;
-    let mut p = ops.mul_const_with_scale(a, re(value), target * q / a.scale())?;
+    let mut p = ops.mul_const_with_scale(a, re(value), multiplier_scale(ops, a, target)?)?;
     ops.rescale_assign(&mut p)?;
     Ok(p)
 }

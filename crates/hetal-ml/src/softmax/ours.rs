@@ -503,11 +503,9 @@ fn lse_merge<O: SoftmaxOps>(
     half: &O::Ct,
 ) -> Result<O::Ct, MlError> {
     let kleaf = round.mask.map_or(KLeaf::Const, KLeaf::Mask);
-    let value =
-        round
-            .psi
-            .scaled(round.factor)
-            .eval_ct(ops, round.primes, u, kleaf, round.target)?;
+    let value = round
+        .psi
+        .eval_ct(ops, round.primes, u, kleaf, round.target)?;
     let half = if (half.scale() - round.target).abs() <= SCALE_TOLERANCE * round.target {
         half.clone()
     } else {
@@ -519,6 +517,7 @@ fn lse_merge<O: SoftmaxOps>(
 /// The fixed inputs of a tournament round.
 struct Round<'p, 'm, O> {
     primes: &'p Primes<'p, O>,
+    /// ψ of the round, its values already in the output unit (times `factor`).
     psi: &'p ProductPoly,
     /// The column-0 mask of the last round.
     mask: Option<&'m [Complex64]>,
@@ -604,7 +603,8 @@ fn half<O: SoftmaxOps + Bootstrap>(
     // 2. The tournament: L̃ in column 0 (masked). Every value lands on the scale `target`, so
     //    a value read later is only dropped to the level of its partner; the planner refreshes
     //    what a round reads (the window and the partial window: one paired bootstrap). A round
-    //    with one merge and nothing else live, whose window has a level but not the round's,
+    //    with one merge and nothing else live, whose window has 2 levels or more but not the
+    //    round's,
     //    forms the merge's inputs first and refreshes them as a pair (ψ's variable and the
     //    half sum), which moves the square ahead of the bootstrap: at 10 levels per bootstrap
     //    the second round then ends with the 5 levels the shallow third one needs.
@@ -631,12 +631,14 @@ fn half<O: SoftmaxOps + Bootstrap>(
                 (false, false) => Partial::Empty,
             }
         };
+        let factor = if last { design.rho } else { 1.0 };
+        let psi = design.psi_of(j).scaled(factor);
         let round = Round {
             primes: &primes,
-            psi: design.psi_of(j),
+            psi: &psi,
             mask: last.then_some(e0.as_slice()),
             target,
-            factor: if last { design.rho } else { 1.0 },
+            factor,
         };
         let lone = want_w && p.is_none() && matches!(partial, Partial::Empty);
         let can_pair = ops.refreshed_level().is_some_and(|l| l + 1 >= need);
