@@ -47,8 +47,8 @@
 //! softmax lands `P` there for free), so they share one paired bootstrap; `V'` and `W'`
 //! inherit those levels, and the weights never need a refresh of their own in the steady
 //! state (one bootstrap per step fewer every other step than refreshing `(W, V)`).
-//! [`Trainer::refresh`] still refreshes `(W, V)` when they arrive short (a fresh state at a
-//! low level, or after validation).
+//! [`Trainer::refresh`] still refreshes `(W, V)` when they arrive short (a state encrypted
+//! at a low level).
 //!
 //! # HETAL's pipeline ([`TrainAlgo::Hetal`], for comparisons)
 //!
