@@ -517,8 +517,12 @@ pub mod presets {
     /// 2^40 (one more than HETAL's 9: the tenth spares training a bootstrap every step or two,
     /// see the training section of BENCHMARKS.md), 3 SlotsToCoeffs levels at 2^40, 10 EvalMod
     /// levels (sine of degree 127, arcsine of degree 5) and 3 CoeffsToSlots levels on 58-bit
-    /// primes (EvalMod works at scale ≈ 2^58); P = seven 60-bit primes (420 bits), above the
-    /// largest of the 4 digits (7 × 58 = 406 bits). log2 QP = 1740 ≤ 1747.
+    /// primes (EvalMod works at scale ≈ 2^58); P = eight primes below 2^50 (400 bits), so that
+    /// the special limbs of every key switch take the IFMA kernels and NTT where the CPU has
+    /// them (a rotation at training's levels 8–10 costs ≈ 0.7 of what it did over seven 60-bit
+    /// primes), 52 bits above the largest of the 5 digits (6 × 58 = 348 bits); with a margin
+    /// of 2 bits (seven such primes) bootstrapping lost 2 bits of precision (mean) and 7
+    /// (worst). log2 QP = 1720 ≤ 1747.
     pub fn n16_boot() -> ParamsLiteral {
         ParamsLiteral {
             log_n: 16,
@@ -526,8 +530,8 @@ pub mod presets {
                 .chain(std::iter::repeat_n(40, N16_BOOT_LEVELS_AFTER + 3))
                 .chain(std::iter::repeat_n(58, 7 + 3 + 3))
                 .collect(),
-            log_p: vec![60; 7],
-            dnum: 4,
+            log_p: vec![50; 8],
+            dnum: 5,
             log_scale: 40,
             secret: SecretDist::Ternary,
             error_std: 3.2,

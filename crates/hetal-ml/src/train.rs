@@ -666,7 +666,8 @@ impl<'o, O: SoftmaxOps + Bootstrap> Trainer<'o, O> {
         let mut new_v = Vec::with_capacity(mu_v.len());
         let mut new_w = Vec::with_capacity(mu_v.len());
         for ((gl, mv), wb) in grad.iter().zip(&mu_v).zip(w.blocks()) {
-            let level = gl.level().min(mv.level());
+            // W may sit below both (it inherits the lower of its last update's operands).
+            let level = gl.level().min(mv.level()).min(wb.level());
             let nv = ops.sub(
                 &ops.drop_to_level(mv, level)?,
                 &ops.drop_to_level(gl, level)?,

@@ -91,23 +91,24 @@ fn hetal_weights_are_tiled_blocks() {
     }
 }
 
-/// Runs `steps` training steps on the digits on a simulator with bootstrapping at HETAL's 9
-/// levels (primes 2^40, training's bound); returns the weights and the bootstraps per step.
-fn simulated_steps(algo: TrainAlgo, steps: usize) -> (Array2<f64>, Vec<u64>) {
+/// Runs `steps` training steps on the digits on a simulator with bootstrapping to `levels`
+/// levels (HETAL's 9 unless said; primes 2^40, training's bound); returns the weights and the
+/// bootstraps per step.
+fn simulated_steps_at(algo: TrainAlgo, steps: usize, levels: usize) -> (Array2<f64>, Vec<u64>) {
     let (x, labels) = digits();
     let geometry = Geometry::with_algo(SLOTS, x.ncols(), 10, BATCH, algo).unwrap();
-    let mut sim = SlotSim::uniform(SLOTS, 12, 40)
-        .with_bootstrapping(9, hetal_ml::train::BOOT_BOUND)
+    let mut sim = SlotSim::uniform(SLOTS, levels + 3, 40)
+        .with_bootstrapping(levels, hetal_ml::train::BOOT_BOUND)
         .unwrap();
     let batches: Vec<_> = (0..steps)
         .map(|k| {
             let xs = rows(&x, k).to_owned();
             geometry
-                .encrypt_batch(&mut sim, &xs, &labels[k * BATCH..(k + 1) * BATCH], 9)
+                .encrypt_batch(&mut sim, &xs, &labels[k * BATCH..(k + 1) * BATCH], levels)
                 .unwrap()
         })
         .collect();
-    let mut state = geometry.encrypt_initial(&mut sim, 9).unwrap();
+    let mut state = geometry.encrypt_initial(&mut sim, levels).unwrap();
     let trainer = Trainer::new(&sim, geometry, LR, MU).unwrap();
     let mut boots = Vec::new();
     for b in &batches {
@@ -116,6 +117,10 @@ fn simulated_steps(algo: TrainAlgo, steps: usize) -> (Array2<f64>, Vec<u64>) {
         boots.push(sim.bootstraps() - before);
     }
     (state.w.decrypt(&sim).unwrap(), boots)
+}
+
+fn simulated_steps(algo: TrainAlgo, steps: usize) -> (Array2<f64>, Vec<u64>) {
+    simulated_steps_at(algo, steps, 9)
 }
 
 fn max_abs(a: &Array2<f64>) -> f64 {
@@ -186,6 +191,21 @@ fn simulated_steps_follow_plaintext_nesterov() {
     assert!(err < 1e-3 * size.max(1.0), "{err}");
     // Every step after the first refreshes the weights: at least the softmax's and that.
     assert!(boots.iter().all(|&b| (4..=12).contains(&b)), "{boots:?}");
+}
+
+/// Other bootstrapping windows train as well: the weights' level can fall below the
+/// momentum's (a window of 11 once stopped the update at `W + V'` with W one level short).
+#[test]
+fn simulated_steps_train_at_other_windows() {
+    let (x, labels) = digits();
+    let expected = plain_steps(&x, &labels, 10, 6);
+    let size = max_abs(&expected);
+    for levels in [10, 11, 12] {
+        let (w, boots) = simulated_steps_at(TrainAlgo::Ours, 6, levels);
+        let err = max_abs(&(&w - &expected));
+        eprintln!("{levels} levels: bootstraps per step {boots:?}; |W − W_plain| ≤ {err:.2e}");
+        assert!(err < 1e-3 * size.max(1.0), "{levels} levels: {err}");
+    }
 }
 
 /// `steps` steps encrypted at N = 2^11 (insecure, shaped like `n16-boot`: 9 levels after
