@@ -24,7 +24,7 @@ use std::time::Instant;
 
 use hetal_ckks::{presets, KeyGenerator, OpCounts};
 use hetal_ml::softmax::SoftmaxOps;
-use hetal_ml::train::{Geometry, Trainer};
+use hetal_ml::train::{Geometry, StageTimes, Trainer};
 use hetal_ml::{Bootstrap, Leveled, SlotClient};
 
 use crate::matmul::Algo;
@@ -62,6 +62,7 @@ struct Measured {
     bootstraps: u64,
     /// Wall-clock seconds of the step spent bootstrapping.
     bootstrap_wall_s: f64,
+    stages: StageTimes,
     counts: OpCounts,
 }
 
@@ -98,12 +99,14 @@ where
             ops.bootstrap_seconds(),
             ops.counts(),
         );
-        state = trainer.step(state, &batch)?;
+        let (next, stages) = trainer.step_timed(state, &batch)?;
+        state = next;
         measured.push(Measured {
             cpu_s: cpu.elapsed().as_secs_f64(),
             wall_s: wall.elapsed().as_secs_f64(),
             bootstraps: ops.bootstraps() - boots,
             bootstrap_wall_s: ops.bootstrap_seconds() - boot_s,
+            stages,
             counts: hetal_ml::counts_delta(&ops.counts(), &counts),
         });
     }
@@ -152,6 +155,17 @@ pub fn step(args: &StepArgs) -> anyhow::Result<()> {
     let timed =
         |f: fn(&Measured) -> f64| (!args.simulate).then(|| m.iter().map(f).sum::<f64>() / n as f64);
     let mean_count = |f: fn(&OpCounts) -> u64| mean(m.iter().map(|s| f(&s.counts)).sum(), n);
+    // Each stage's seconds by name: one step's, or their mean.
+    let stages = |steps: &[&Measured]| {
+        (!args.simulate).then(|| {
+            let mut named = serde_json::Map::new();
+            for (i, (name, _)) in StageTimes::default().named().into_iter().enumerate() {
+                let total: f64 = steps.iter().map(|s| s.stages.named()[i].1).sum();
+                named.insert(name.into(), json!(total / steps.len() as f64));
+            }
+            named
+        })
+    };
     let per_step: Vec<_> = m
         .iter()
         .map(|s| {
@@ -160,6 +174,7 @@ pub fn step(args: &StepArgs) -> anyhow::Result<()> {
                 "wall_s": (!args.simulate).then_some(s.wall_s),
                 "bootstraps": s.bootstraps,
                 "bootstrap_wall_s": (!args.simulate).then_some(s.bootstrap_wall_s),
+                "stage_wall_s": stages(&[s]),
             })
         })
         .collect();
@@ -172,6 +187,7 @@ pub fn step(args: &StepArgs) -> anyhow::Result<()> {
         "wall_s": timed(|s| s.wall_s),
         "bootstraps": mean(m.iter().map(|s| s.bootstraps).sum(), n),
         "bootstrap_wall_s": timed(|s| s.bootstrap_wall_s),
+        "stage_wall_s": stages(&m.iter().collect::<Vec<_>>()),
         "cmult": mean_count(|k| k.pt_mult + k.const_mult), "mult": mean_count(|k| k.ct_mult),
         "rot": mean_count(|k| k.rotations),
         "keyswitch_full": mean_count(|k| k.keyswitch_full),

@@ -306,6 +306,10 @@ fn fit_simulate_and_bench_step_with_hetal_algorithms() {
         ] {
             assert!(v[field].is_number(), "{algo}: {field} in {v}");
         }
+        // Timings only where something was timed.
+        for field in ["cpu_s", "wall_s", "bootstrap_wall_s", "stage_wall_s"] {
+            assert!(v[field].is_null(), "{algo}: {field} in {v}");
+        }
         let per_step: Vec<u64> = v["per_step"]
             .as_array()
             .unwrap()

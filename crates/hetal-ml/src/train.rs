@@ -61,6 +61,8 @@
 //! `G += Rot(G, −c·s1·2^l)` (no level); the update as ours. A refresh bootstraps every block
 //! column of `W` and `V`, two at a time.
 
+use std::time::Instant;
+
 use ndarray::Array2;
 use num_complex::Complex64;
 
@@ -607,9 +609,28 @@ impl<'o, O: SoftmaxOps + Bootstrap> Trainer<'o, O> {
         state: Weights<O::Ct>,
         batch: &EncBatch<O::Ct>,
     ) -> Result<Weights<O::Ct>, MlError> {
+        self.step_timed(state, batch).map(|(w, _)| w)
+    }
+
+    /// [`Trainer::step`], also returning the wall-clock time of each stage.
+    ///
+    /// # Errors
+    /// As [`Trainer::step`].
+    pub fn step_timed(
+        &self,
+        state: Weights<O::Ct>,
+        batch: &EncBatch<O::Ct>,
+    ) -> Result<(Weights<O::Ct>, StageTimes), MlError> {
         let ops = self.ops;
         let g = &self.geometry;
         let rows = batch.features.rows();
+        let mut times = StageTimes::default();
+        let mut clock = Instant::now();
+        let mut lap = || {
+            let t = clock.elapsed().as_secs_f64();
+            clock = Instant::now();
+            t
+        };
         let Weights { w, v } = self.refresh(state)?;
         // look = W + μ·V (μ·V lands on V's scale, which is W's).
         let mu_v: Vec<O::Ct> = v
@@ -627,11 +648,13 @@ impl<'o, O: SoftmaxOps + Bootstrap> Trainer<'o, O> {
         // can share a bootstrap with μ·V).
         let v_scale = v.blocks().first().ok_or(MlError::Empty)?.scale();
         let z = self.abt(&batch.features, &self.packed(look)?)?;
+        times.forward = lap();
         let landing = match g.pipeline {
             Pipeline::Ours(_) => Some(v_scale),
             Pipeline::Hetal => None,
         };
         let p = softmax_to_scale(ops, &z, g.algo().softmax(), landing)?;
+        times.softmax = lap();
         // E = tile(P) − Y, Y landed on P's scale.
         let mut e_blocks = Vec::with_capacity(p.blocks().len());
         for (pb, yb) in p.blocks().iter().zip(batch.labels.blocks()) {
@@ -661,8 +684,10 @@ impl<'o, O: SoftmaxOps + Bootstrap> Trainer<'o, O> {
             }
             Pipeline::Hetal => (e_blocks, mu_v),
         };
+        times.errors = lap();
         // The gradient scaled by η/a and landed on V's scale.
         let grad = self.gradient(e_blocks, batch, self.lr / rows as f64, v_scale)?;
+        times.gradient = lap();
         let mut new_v = Vec::with_capacity(mu_v.len());
         let mut new_w = Vec::with_capacity(mu_v.len());
         for ((gl, mv), wb) in grad.iter().zip(&mu_v).zip(w.blocks()) {
@@ -675,9 +700,40 @@ impl<'o, O: SoftmaxOps + Bootstrap> Trainer<'o, O> {
             new_w.push(ops.add(&ops.drop_to_level(wb, level)?, &nv)?);
             new_v.push(nv);
         }
-        Ok(Weights {
+        let state = Weights {
             w: self.packed(new_w)?,
             v: self.packed(new_v)?,
-        })
+        };
+        times.update = lap();
+        Ok((state, times))
+    }
+}
+
+/// Wall-clock seconds of the stages of one training step ([`Trainer::step_timed`]), each with
+/// the bootstraps it runs.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct StageTimes {
+    /// The weights' refresh (if any), the look-ahead and DiagABT.
+    pub forward: f64,
+    /// The softmax, landed on the momentum's scale.
+    pub softmax: f64,
+    /// `E = P − Y` and its refresh with the momentum's.
+    pub errors: f64,
+    /// DiagATB (with our repacking into the weights' layout).
+    pub gradient: f64,
+    /// The momentum and weights update.
+    pub update: f64,
+}
+
+impl StageTimes {
+    /// The stages by name, in the order they run.
+    pub fn named(&self) -> [(&'static str, f64); 5] {
+        [
+            ("forward", self.forward),
+            ("softmax", self.softmax),
+            ("errors", self.errors),
+            ("gradient", self.gradient),
+            ("update", self.update),
+        ]
     }
 }

@@ -14,6 +14,7 @@ use hetal_ml::softmax::{twin_softmax, SoftmaxAlgo};
 use hetal_ml::train::{Geometry, TrainAlgo, Trainer};
 use hetal_ml::{Bootstrap, SlotSim};
 use ndarray::{Array2, ArrayView2, Axis, Slice};
+use std::time::Instant;
 
 const SLOTS: usize = 1 << 12;
 const BATCH: usize = 32;
@@ -113,7 +114,20 @@ fn simulated_steps_at(algo: TrainAlgo, steps: usize, levels: usize) -> (Array2<f
     let mut boots = Vec::new();
     for b in &batches {
         let before = sim.bootstraps();
-        state = trainer.step(state, b).unwrap();
+        let start = Instant::now();
+        let (next, times) = trainer.step_timed(state, b).unwrap();
+        let total = start.elapsed().as_secs_f64();
+        // The stages split the step: none negative, together no more than all of it.
+        let named = times.named();
+        assert!(
+            named.iter().all(|(_, t)| t.is_finite() && *t >= 0.0),
+            "{named:?}"
+        );
+        assert!(
+            named.iter().map(|(_, t)| t).sum::<f64>() <= total,
+            "{named:?}"
+        );
+        state = next;
         boots.push(sim.bootstraps() - before);
     }
     (state.w.decrypt(&sim).unwrap(), boots)
