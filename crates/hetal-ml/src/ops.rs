@@ -61,12 +61,13 @@ impl Leveled for Ciphertext {
 /// The homomorphic operations HETAL's algorithms use (server side, no secret key).
 ///
 /// All operations allocate their result except the `_assign` forms. See the module doc for
-/// levels and counters.
-pub trait CkksOps {
+/// levels and counters. Backends are shared between threads: an algorithm may run independent
+/// outputs in parallel (the counters are totals either way).
+pub trait CkksOps: Sync {
     /// The ciphertext type.
-    type Ct: Clone + Leveled;
+    type Ct: Clone + Leveled + Send + Sync;
     /// An encoded plaintext multiplier (see [`CkksOps::encode_plain`]).
-    type Pt;
+    type Pt: Send + Sync;
 
     /// `a + b`.
     ///

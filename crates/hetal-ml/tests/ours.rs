@@ -14,6 +14,7 @@
 
 #![allow(clippy::unwrap_used, reason = "test fixtures")]
 
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
 use hetal_ckks::{presets, KeyGenerator, OpCounts, Params, PrecisionStats};
@@ -82,16 +83,16 @@ fn ks_weight(c: &OpCounts, batches: u64) -> f64 {
 /// `rotate_hoisted`, refusing batches of fewer than two rotations) and encodings.
 struct Batches<'a> {
     sim: &'a SlotSim,
-    batches: std::cell::Cell<u64>,
-    encodes: std::cell::Cell<u64>,
+    batches: AtomicU64,
+    encodes: AtomicU64,
 }
 
 impl<'a> Batches<'a> {
     fn new(sim: &'a SlotSim) -> Self {
         Self {
             sim,
-            batches: std::cell::Cell::new(0),
-            encodes: std::cell::Cell::new(0),
+            batches: AtomicU64::new(0),
+            encodes: AtomicU64::new(0),
         }
     }
 }
@@ -128,7 +129,7 @@ impl CkksOps for Batches<'_> {
         self.sim.mul_sum_relin(pairs)
     }
     fn encode_plain(&self, v: &[Complex64], l: usize) -> Result<Self::Pt, hetal_ckks::CkksError> {
-        self.encodes.set(self.encodes.get() + 1);
+        self.encodes.fetch_add(1, Relaxed);
         self.sim.encode_plain(v, l)
     }
     fn mul_plain(&self, a: &Self::Ct, p: &Self::Pt) -> Result<Self::Ct, hetal_ckks::CkksError> {
@@ -169,7 +170,7 @@ impl CkksOps for Batches<'_> {
         ks: &[i64],
     ) -> Result<Vec<Self::Ct>, hetal_ckks::CkksError> {
         assert!(ks.len() >= 2, "a hoisted batch of {} rotations", ks.len());
-        self.batches.set(self.batches.get() + 1);
+        self.batches.fetch_add(1, Relaxed);
         self.sim.rotate_hoisted(a, ks)
     }
     fn conjugate(&self, a: &Self::Ct) -> Result<Self::Ct, hetal_ckks::CkksError> {
@@ -180,7 +181,7 @@ impl CkksOps for Batches<'_> {
     }
     fn reset_counts(&self) {
         self.sim.reset_counts();
-        self.batches.set(0);
+        self.batches.store(0, Relaxed);
     }
 }
 
@@ -228,7 +229,7 @@ fn table7_shapes_ours_beat_faithful() {
         let (f_enc_abt, f_enc_atb) = faithful_encodes(c);
         let fh = Batches::new(&sim);
         let (faithful, fc) = counted(&sim, || diag_abt(&fh, &ex, &ew).unwrap());
-        assert_eq!(fh.encodes.get(), f_enc_abt);
+        assert_eq!(fh.encodes.load(Relaxed), f_enc_abt);
         let f_abt = Run {
             counts: fc,
             level: faithful.level(),
@@ -243,8 +244,12 @@ fn table7_shapes_ours_beat_faithful() {
         };
         let cost = ours::abt_cost(a, b, shape, plan);
         assert_eq!(oc, cost.counts, "({a}, {b}, {c}) ours::abt counts");
-        assert_eq!(hoist.batches.get(), cost.hoisted_batches, "abt batches");
-        assert_eq!(hoist.encodes.get(), cost.encodes, "abt encodes");
+        assert_eq!(
+            hoist.batches.load(Relaxed),
+            cost.hoisted_batches,
+            "abt batches"
+        );
+        assert_eq!(hoist.encodes.load(Relaxed), cost.encodes, "abt encodes");
         assert_eq!(sim.rotations_used(), ours::abt_rotations(shape, plan));
         assert!(sim.conjugation_used());
         // Same layout as HETAL's: every slot equal.
@@ -282,7 +287,7 @@ fn table7_shapes_ours_beat_faithful() {
         let (faithful, fc) = counted(&sim, || {
             diag_atb(&fh, &ee, &ex, AtbVariant::Standard).unwrap()
         });
-        assert_eq!(fh.encodes.get(), f_enc_atb);
+        assert_eq!(fh.encodes.load(Relaxed), f_enc_atb);
         let f_atb = Run {
             counts: fc,
             level: faithful.level(),
@@ -297,8 +302,12 @@ fn table7_shapes_ours_beat_faithful() {
         };
         let cost = ours::atb_cost(a, b, shape, plan);
         assert_eq!(oc, cost.counts, "({a}, {b}, {c}) ours::atb counts");
-        assert_eq!(hoist.batches.get(), cost.hoisted_batches, "atb batches");
-        assert_eq!(hoist.encodes.get(), cost.encodes, "atb encodes");
+        assert_eq!(
+            hoist.batches.load(Relaxed),
+            cost.hoisted_batches,
+            "atb batches"
+        );
+        assert_eq!(hoist.encodes.load(Relaxed), cost.encodes, "atb encodes");
         assert_eq!(sim.rotations_used(), ours::atb_rotations(shape, plan));
         let want = e.t().dot(&x);
         assert!(max_err(&want, &mine.decrypt(&sim).unwrap()) < SIM_MAX_ERR);
@@ -440,8 +449,8 @@ fn table7_conversions_and_step_cost() {
         let (tiled, xc) = counted(&sim, || ours::expand(&hoist, &wc).unwrap());
         let xcost = ours::expand_cost(&wl);
         assert_eq!(xc, xcost.counts);
-        assert_eq!(hoist.batches.get(), xcost.hoisted_batches);
-        assert_eq!(hoist.encodes.get(), xcost.encodes);
+        assert_eq!(hoist.batches.load(Relaxed), xcost.hoisted_batches);
+        assert_eq!(hoist.encodes.load(Relaxed), xcost.encodes);
         assert_eq!(sim.rotations_used(), ours::expand_rotations(&wl));
         assert_eq!(tiled.layout(), Layout::RowTiled { period: c });
         let reference =
@@ -460,10 +469,13 @@ fn table7_conversions_and_step_cost() {
         let (blocks, bc) = counted(&sim, || ours::to_blocks(&hoist, &grad).unwrap());
         assert_eq!(bc, ours::to_blocks_cost(&gl).counts);
         assert_eq!(
-            hoist.batches.get(),
+            hoist.batches.load(Relaxed),
             ours::to_blocks_cost(&gl).hoisted_batches
         );
-        assert_eq!(hoist.encodes.get(), ours::to_blocks_cost(&gl).encodes);
+        assert_eq!(
+            hoist.encodes.load(Relaxed),
+            ours::to_blocks_cost(&gl).encodes
+        );
         assert_eq!(sim.rotations_used(), ours::to_blocks_rotations(&gl));
         let faithful = diag_atb(&sim, &ee, &ex, AtbVariant::Standard).unwrap();
         assert!(
@@ -591,7 +603,11 @@ fn other_shapes_and_plans() {
                 let hoist = Batches::new(&sim);
                 let out = ours::abt_with(&hoist, &ex, &ew, plan).unwrap();
                 let cost = ours::abt_cost(a, b, shape, plan);
-                assert_eq!(hoist.batches.get(), cost.hoisted_batches, "{what} {plan:?}");
+                assert_eq!(
+                    hoist.batches.load(Relaxed),
+                    cost.hoisted_batches,
+                    "{what} {plan:?}"
+                );
                 assert_eq!(
                     sim.counts(),
                     ours::abt_cost(a, b, shape, plan).counts,
@@ -629,7 +645,11 @@ fn other_shapes_and_plans() {
                 let hoist = Batches::new(&sim);
                 let grad = ours::atb_with(&hoist, &ee, &ex, plan).unwrap();
                 let cost = ours::atb_cost(a, b, shape, plan);
-                assert_eq!(hoist.batches.get(), cost.hoisted_batches, "{plan:?}");
+                assert_eq!(
+                    hoist.batches.load(Relaxed),
+                    cost.hoisted_batches,
+                    "{plan:?}"
+                );
                 let ctx = format!("{what} {plan:?} levels ({la}, {lb})");
                 assert_eq!(
                     sim.counts(),

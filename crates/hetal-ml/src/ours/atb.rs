@@ -22,6 +22,7 @@
 //! belongs to. Levels: `E` loses 3 (the shift masks, the product, the placement masks), `X` 2.
 
 use num_complex::Complex64;
+use rayon::prelude::*;
 
 use super::packed::{PackedLayout, PackedMatrix};
 use super::{
@@ -337,8 +338,9 @@ pub fn atb_with<O: CkksOps>(
     let masks = Masks::new(ops, shape, plan, lp - 1)?;
     let step = (plan.window * s1) as i64;
 
-    let mut out = Vec::with_capacity(layout.cts());
-    for q in 0..layout.cts() {
+    // Each output ciphertext is independent of the others: they run in parallel, which keeps
+    // both cores busy where the low-level operations alone parallelize poorly.
+    let output = |q: usize| -> Result<O::Ct, MlError> {
         let mut ys: Vec<Option<O::Ct>> = vec![None; plan.shifts];
         for u in 0..per_ct {
             let t = q * per_ct + u;
@@ -382,8 +384,12 @@ pub fn atb_with<O: CkksOps>(
             (period * s1) as i64,
             (shape.s0() / period).trailing_zeros(),
         )?;
-        out.push(rescale_real(ops, Some(y))?);
-    }
+        rescale_real(ops, Some(y))
+    };
+    let out = (0..layout.cts())
+        .into_par_iter()
+        .map(output)
+        .collect::<Result<Vec<_>, _>>()?;
     PackedMatrix::from_blocks(layout, out)
 }
 
