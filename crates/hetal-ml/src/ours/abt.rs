@@ -36,6 +36,7 @@
 //! HETAL's.
 
 use num_complex::Complex64;
+use rayon::prelude::*;
 
 use super::{
     accumulate, drop_all, ladder, ladder_amounts, levels_left, log2, rescale_real, rotations,
@@ -233,8 +234,9 @@ pub fn abt_with<O: CkksOps>(
 
     // Z[t] and its baby steps: zs[t][j1] = Rot(Z[t], 2·j1·s1).
     let baby: Vec<i64> = (1..bb).map(|j1| 2 * j1 as i64 * s1).collect();
+    // Block columns are independent: their rotations run in parallel (here and for `xs`).
     let zs = drop_all(ops, b.blocks(), level)?
-        .iter()
+        .par_iter()
         .map(|wt| {
             let up = ops.rotate(wt, s1)?;
             let z = ops.add(wt, &ops.mul_i(&up, false)?)?;
@@ -298,6 +300,7 @@ pub fn abt_with<O: CkksOps>(
     for r in 0..na {
         // The giant steps of this block row: xs[t][j2] = Rot(X[r][t], −2B·j2·s1).
         let xs = (0..nb)
+            .into_par_iter()
             .map(|t| {
                 let x = a.block(r, t).ok_or(MlError::BadBlocks {
                     what: "ours::abt A blocks",
