@@ -715,9 +715,9 @@ impl<'o, O: SoftmaxOps + Bootstrap> Trainer<'o, O> {
 pub struct StageTimes {
     /// The weights' refresh (if any), the look-ahead and DiagABT.
     pub forward: f64,
-    /// The softmax, landed on the momentum's scale.
+    /// The softmax (ours: landed on the momentum's scale).
     pub softmax: f64,
-    /// `E = P − Y` and its refresh with the momentum's.
+    /// `E = P − Y` (ours: refreshed together with `μ·V` where short).
     pub errors: f64,
     /// DiagATB (with our repacking into the weights' layout).
     pub gradient: f64,
