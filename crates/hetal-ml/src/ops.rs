@@ -307,8 +307,11 @@ pub fn ensure_each<O: Bootstrap>(
         },
         e => e,
     };
-    let short: Vec<usize> = (0..items.len())
-        .filter(|&i| items.get(i).is_some_and(|(c, n)| c.level() < *n))
+    let short: Vec<usize> = items
+        .iter()
+        .enumerate()
+        .filter(|(_, (c, n))| c.level() < *n)
+        .map(|(i, _)| i)
         .collect();
     let worst = short
         .iter()

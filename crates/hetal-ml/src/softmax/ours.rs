@@ -484,12 +484,9 @@ fn lse_inputs<O: SoftmaxOps>(
     } else {
         round.target
     };
-    let half = match round.mask {
-        Some(m) => {
-            let m: Vec<Complex64> = m.iter().map(|v| v * (0.5 * round.factor)).collect();
-            mask_to_scale(ops, &sum, &m, scale)?
-        }
-        None => land(ops, &sum, 0.5 * round.factor, scale)?,
+    let half = match round.half_mask {
+        Some(m) => mask_to_scale(ops, &sum, m, scale)?,
+        None => land(ops, &sum, round.half, scale)?,
     };
     Ok((u, half))
 }
@@ -523,8 +520,10 @@ struct Round<'p, 'm, O> {
     mask: Option<&'m [Complex64]>,
     /// The scale the results land on.
     target: f64,
-    /// A change of unit applied to every output.
-    factor: f64,
+    /// The half sum's multiplier: `factor/2` for a change of unit `factor` of every output.
+    half: f64,
+    /// The last round's column-0 mask times `half` (encoded once per round, not per merge).
+    half_mask: Option<&'m [Complex64]>,
 }
 
 impl<O> Clone for Round<'_, '_, O> {
@@ -633,12 +632,15 @@ fn half<O: SoftmaxOps + Bootstrap>(
         };
         let factor = if last { design.rho } else { 1.0 };
         let psi = design.psi_of(j).scaled(factor);
+        let half_mask: Option<Vec<Complex64>> =
+            last.then(|| e0.iter().map(|v| v * (0.5 * factor)).collect());
         let round = Round {
             primes: &primes,
             psi: &psi,
             mask: last.then_some(e0.as_slice()),
             target,
-            factor,
+            half: 0.5 * factor,
+            half_mask: half_mask.as_deref(),
         };
         let lone = want_w && p.is_none() && matches!(partial, Partial::Empty);
         let can_pair = ops.refreshed_level().is_some_and(|l| l + 1 >= need);
@@ -768,12 +770,14 @@ pub(crate) fn twin(x: &Array2<f64>, design: &Design) -> Array2<f64> {
 /// 0, the partial window of the low bits of `c` combined from the lowest bit up).
 pub fn twin_lse(xs: &[f64], rounds: usize) -> f64 {
     let c = xs.len();
-    let psi = |j: usize, d: f64| {
-        if shallow_round(rounds) == Some(j) {
-            psi_shallow_approx(d)
+    // LSE of two values in round j, with that round's ψ.
+    let comb = |j: usize, a: f64, b: f64| {
+        let psi = if shallow_round(rounds) == Some(j) {
+            psi_shallow_approx(a - b)
         } else {
-            psi_approx(d)
-        }
+            psi_approx(a - b)
+        };
+        0.5 * (a + b) + psi
     };
     let at = |v: &[f64], k: usize| v.get(k).copied().unwrap_or(PAD);
     // W_j and P_j as functions of the start column, on the row padded with PAD.
@@ -793,10 +797,7 @@ pub fn twin_lse(xs: &[f64], rounds: usize) -> f64 {
         } else if bit {
             Some(match &p {
                 Some(pj) => (0..w.len())
-                    .map(|k| {
-                        let (a, b) = (at(&w, k), at(pj, k + l));
-                        0.5 * (a + b) + psi(j, a - b)
-                    })
+                    .map(|k| comb(j, at(&w, k), at(pj, k + l)))
                     .collect(),
                 None => w.clone(),
             })
@@ -804,10 +805,7 @@ pub fn twin_lse(xs: &[f64], rounds: usize) -> f64 {
             p.clone()
         };
         let new_w: Vec<f64> = (0..w.len())
-            .map(|k| {
-                let (a, b) = (at(&w, k), at(&w, k + l));
-                0.5 * (a + b) + psi(j, a - b)
-            })
+            .map(|k| comb(j, at(&w, k), at(&w, k + l)))
             .collect();
         if is_last {
             last = if c.is_power_of_two() {

@@ -275,11 +275,7 @@ fn spread(mut quads: Vec<(f64, f64)>) -> Vec<(f64, f64)> {
     let m = quads.len();
     // Bit reversal over the next power of two (a missing index is skipped): with m + 1 a
     // power of two the last slot is the K leaf's.
-    let n = if m.is_power_of_two() {
-        m
-    } else {
-        (m + 1).next_power_of_two()
-    };
+    let n = m.next_power_of_two();
     let bits = n.trailing_zeros();
     (0..n)
         .filter_map(|p| {
