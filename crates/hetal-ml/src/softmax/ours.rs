@@ -17,7 +17,6 @@ use super::poly::{grid, Cheb, KLeaf, ProductPoly};
 use crate::error::MlError;
 use crate::matrix::BlockShape;
 use crate::ops::{ensure_levels, Bootstrap, Leveled};
-use hetal_ckks::SCALE_TOLERANCE;
 
 /// Half-width of the domain of the pairwise log-sum-exp correction: differences of the
 /// tournament's values stay within `±(256 + ln 16 + 2δ) < ±262` for inputs in `[−128, 128]`.
@@ -491,8 +490,7 @@ fn lse_inputs<O: SoftmaxOps>(
     Ok((u, half))
 }
 
-/// `ψ(u) + half` on the round's target scale (a half sum landed elsewhere is landed back
-/// first: one level, off ψ's path).
+/// `ψ(u) + half` on the round's target scale, which `half` has.
 fn lse_merge<O: SoftmaxOps>(
     ops: &O,
     round: &Round<'_, '_, O>,
@@ -503,12 +501,7 @@ fn lse_merge<O: SoftmaxOps>(
     let value = round
         .psi
         .eval_ct(ops, round.primes, u, kleaf, round.target)?;
-    let half = if (half.scale() - round.target).abs() <= SCALE_TOLERANCE * round.target {
-        half.clone()
-    } else {
-        land(ops, half, 1.0, round.target)?
-    };
-    Ok(ops.add(&value, &ops.drop_to_level(&half, value.level())?)?)
+    Ok(ops.add(&value, &ops.drop_to_level(half, value.level())?)?)
 }
 
 /// The fixed inputs of a tournament round.
@@ -653,6 +646,8 @@ fn half<O: SoftmaxOps + Bootstrap>(
             let u = land(ops, &u, 1.0, u_scale / PAIR_SHRINK)?;
             let half = ops.drop_to_level(&half, u.level())?;
             let (u, half) = ops.bootstrap_pair_to(&u, &half, u_scale)?;
+            // The half sum came back on u's scale: landed on the target, off ψ's path.
+            let half = land(ops, &half, 1.0, round.target)?;
             vec![lse_merge(ops, &round, &u, &half)?]
         } else {
             let mut live = ensure_levels(
