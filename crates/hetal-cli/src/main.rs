@@ -4,6 +4,7 @@
 //! `encrypt`, `decide`, `decrypt-model` on the client, `hetal train` on the server), prediction
 //! (`hetal predict`) and benchmarks (`hetal bench …`).
 
+mod alloc;
 mod bench;
 mod fit;
 mod matmul;
@@ -13,11 +14,6 @@ mod softmax;
 mod step;
 
 use clap::{Parser, Subcommand};
-
-// Ciphertexts and keys are megabytes each; mimalloc keeps freed pages for reuse instead of
-// returning them to the OS, which saves a page fault per page on every operation.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser)]
 #[command(
@@ -70,6 +66,7 @@ enum BenchCommand {
 }
 
 fn main() -> anyhow::Result<()> {
+    alloc::keep_freed_pages();
     let cli = Cli::parse();
     match cli.command {
         Command::Fit(args) => fit::fit(&args),
