@@ -32,6 +32,8 @@
 //! is at `max_level()`); `depth` is the number of levels an operation consumes; `scale` (Δ) is
 //! the factor the message is multiplied by, `log_scale` its log2.
 
+#![forbid(unsafe_code)]
+
 pub mod boot;
 mod ciphertext;
 pub mod dft;

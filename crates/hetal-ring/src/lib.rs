@@ -19,6 +19,8 @@
 //! hold evaluations at the odd powers of a primitive 2N-th root of unity, in the order of
 //! [`NttOrder`]. Operations over limbs run in parallel with `rayon`.
 
+#![forbid(unsafe_code)]
+
 mod automorphism;
 mod basis;
 mod error;
